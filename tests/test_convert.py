@@ -1,0 +1,86 @@
+import pytest
+import torch
+
+from asteroid_lass import LASSResUNet
+from asteroid_lass.cli import main as cli_main
+from asteroid_lass.convert import audiosep_key_to_lass, convert_audiosep
+from audiosep_layout import random_audiosep_state_dict
+
+
+def _lightning_checkpoint(path, separator_state):
+    state = {"ss_model." + k: v for k, v in separator_state.items()}
+    state["query_encoder.model.logit_scale_a"] = torch.tensor(1.0)
+    torch.save({"state_dict": state, "epoch": 3, "global_step": 4_000_000}, path)
+    return str(path)
+
+
+def test_every_tensor_lands_where_it_belongs(tmp_path):
+    source = random_audiosep_state_dict()
+    ckpt = _lightning_checkpoint(tmp_path / "audiosep.ckpt", source)
+    clap = tmp_path / "clap.pt"
+    clap.write_bytes(b"placeholder: the converter records the path, it does not load CLAP")
+    out = tmp_path / "converted.pth"
+    assert (
+        cli_main(["convert-audiosep", ckpt, "--clap-checkpoint", str(clap), "--out", str(out)]) == 0
+    )
+
+    model = LASSResUNet.from_pretrained(str(out))
+    assert model.query_encoder_spec == {
+        "name": "clap",
+        "checkpoint": str(clap.resolve()),
+        "amodel": "HTSAT-base",
+    }
+    target = model.state_dict()
+    spot_checks = {
+        "film.encoder_block3->conv_block1->beta2.weight": "encoder_blocks.2.unit.film2.weight",
+        "film.conv_block7a->conv_block1->beta1.bias": "bottleneck.film1.bias",
+        "film.decoder_block1->beta1.weight": "decoder_blocks.0.film.weight",
+        "film.decoder_block6->conv_block2->beta2.weight": "decoder_blocks.5.unit.film2.weight",
+        "base.decoder_block2.conv1.weight": "decoder_blocks.1.upsample.weight",
+        "base.decoder_block4.conv_block2.shortcut.bias": "decoder_blocks.3.unit.shortcut.bias",
+        "base.encoder_block5.conv_block1.bn2.running_var": "encoder_blocks.4.unit.bn2.running_var",
+        "base.bn0.running_mean": "bn0.running_mean",
+        "base.after_conv.weight": "after_conv.weight",
+    }
+    for source_key, target_key in spot_checks.items():
+        assert torch.equal(target[target_key], source[source_key]), source_key
+    used = 0
+    for key, tensor in source.items():
+        name = audiosep_key_to_lass(key)
+        if name is None:
+            assert "stft" in key or ".bn2." in key or "->beta2." in key
+            continue
+        assert torch.equal(target[name], tensor), key
+        used += 1
+    assert used == len(target)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == 26_447_941 - 824_000
+
+
+def test_missing_and_unexpected_keys_are_all_listed(tmp_path):
+    source = random_audiosep_state_dict()
+    del source["base.encoder_block2.conv_block1.conv1.weight"]
+    del source["film.decoder_block3->conv_block2->beta1.bias"]
+    source["base.encoder_block9.conv_block1.conv1.weight"] = torch.zeros(1)
+    ckpt = _lightning_checkpoint(tmp_path / "bad.ckpt", source)
+    clap = tmp_path / "clap.pt"
+    clap.write_bytes(b"x")
+    with pytest.raises(ValueError) as info:
+        convert_audiosep(ckpt, str(clap))
+    message = str(info.value)
+    assert "ss_model.base.encoder_block9.conv_block1.conv1.weight" in message
+    assert "encoder_blocks.1.unit.conv1.weight" in message
+    assert "decoder_blocks.2.unit.film1.bias" in message
+
+
+def test_checkpoint_with_pickled_code_is_refused(tmp_path):
+    ckpt = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "hook": _Hook()}, ckpt)
+    clap = tmp_path / "clap.pt"
+    clap.write_bytes(b"x")
+    with pytest.raises(ValueError, match="weights_only"):
+        convert_audiosep(str(ckpt), str(clap))
+
+
+class _Hook:
+    """An arbitrary object: unpickling it would mean importing and running code."""
