@@ -157,3 +157,23 @@ def test_bad_constructor_args():
         LASSResUNet(channels="huge")
     with pytest.raises(ValueError, match="n_fft"):
         LASSResUNet(n_fft=1000)
+
+
+def test_hub_id_goes_through_asteroids_hub_code(tiny_model, tmp_path, monkeypatch):
+    """An ``owner/name`` id is resolved by Asteroid's cached_download (Hugging Face hub), here
+    from a hub cache filled beforehand, since the network is off."""
+    import asteroid.utils.hub_utils
+
+    # Asteroid reads ASTEROID_CACHE once, at import: point its cache at this test's folder.
+    monkeypatch.setattr(asteroid.utils.hub_utils, "CACHE_DIR", str(tmp_path))
+    snapshot = tmp_path / "models--someone--lass-tiny" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (tmp_path / "models--someone--lass-tiny" / "refs").mkdir()
+    (tmp_path / "models--someone--lass-tiny" / "refs" / "main").write_text("a" * 40)
+    torch.save(tiny_model.serialize(), snapshot / "pytorch_model.bin")
+    loaded = LASSResUNet.from_pretrained("someone/lass-tiny").eval()
+    mixture, embedding = torch.randn(1, 4000), torch.randn(1, 384)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(mixture, embedding), tiny_model(mixture, embedding))
+    with pytest.raises(ValueError, match="someone/absent"):
+        LASSResUNet.from_pretrained("someone/absent")

@@ -1,6 +1,7 @@
 """Base class for query-conditioned separators: query handling, serialization, separation."""
 
 import os
+import re
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -235,22 +236,36 @@ class BaseQueryModel(BaseModel):
         return super().from_pretrained(conf, *args, **kwargs)
 
 
+MODEL_FILE_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin")
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
+
+
 def load_model_file(path_or_hub_id: str) -> dict:
-    """Read a serialized model from a local file or a hub id, with ``weights_only=True``.
+    """Read a serialized model from a local file or a Hugging Face hub id (``owner/name``,
+    optionally ``@revision``), with ``weights_only=True``. Hub ids go through Asteroid's own
+    ``cached_download``.
 
     Raises:
-        FileNotFoundError: A path that looks local (has a separator or a file extension) and
-            does not exist.
+        FileNotFoundError: A local path (not an ``owner/name`` id, or with a model-file
+            extension) that does not exist.
     """
     from asteroid.utils.hub_utils import cached_download
 
-    looks_local = os.sep in path_or_hub_id or os.path.splitext(path_or_hub_id)[1] != ""
+    is_hub_id = bool(_HUB_ID.fullmatch(path_or_hub_id)) and not path_or_hub_id.endswith(
+        MODEL_FILE_EXTENSIONS
+    )
     if os.path.isfile(path_or_hub_id):
         path = path_or_hub_id
-    elif looks_local and not path_or_hub_id.startswith(("http://", "https://")):
-        raise FileNotFoundError(f"Model file not found: {path_or_hub_id}")
+    elif is_hub_id or path_or_hub_id.startswith(("http://", "https://")):
+        try:
+            path = cached_download(path_or_hub_id)
+        except Exception as err:
+            raise ValueError(
+                f"Could not fetch model {path_or_hub_id!r} from the Hugging Face hub "
+                f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''})"
+            ) from err
     else:
-        path = cached_download(path_or_hub_id)
+        raise FileNotFoundError(f"Model file not found: {path_or_hub_id}")
     try:
         conf = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

@@ -1,0 +1,332 @@
+"""Query-conditioned mixture datasets: dynamic mixing for training, fixed lists for testing.
+
+Both datasets share one recipe format (which clips, where to crop, which SNR, which query)
+and one renderer, so a fixed test set is exactly what the training sampler would have drawn.
+"""
+
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from ..audio import read_audio, resample
+from .manifest import LABEL_SEPARATOR, load_manifest, split_labels
+from .mixing import mix
+
+DEFAULT_TEMPLATES = (
+    "{label}",
+    "the sound of {label}",
+    "{label} can be heard",
+    "a recording of {label}",
+)
+FIXED_COLUMNS = (
+    "mixture_id",
+    "target_path",
+    "target_offset",
+    "interferer_paths",
+    "interferer_offsets",
+    "snr_db",
+    "query",
+    "target_labels",
+)
+
+_LICENSE_SYNTH = dict(
+    title="asteroid-lass built-in corpus",
+    title_link="https://github.com/asteroid-team/asteroid",
+    author="asteroid-lass contributors",
+    author_link="https://github.com/asteroid-team/asteroid",
+    license="MIT",
+    license_link="https://opensource.org/licenses/MIT",
+    non_commercial=False,
+)
+
+
+class ClipStore:
+    """Decodes clips once, as mono float32 at one sample rate, and keeps them in memory.
+
+    Args:
+        sample_rate: Rate to resample every clip to (the model's rate).
+        cache: Keep decoded clips (a worker then reads each file once per run).
+    """
+
+    def __init__(self, sample_rate: int, cache: bool = True):
+        self.sample_rate = int(sample_rate)
+        self.cache = cache
+        self._clips: Dict[str, np.ndarray] = {}
+
+    def get(self, path: str) -> np.ndarray:
+        clip = self._clips.get(path)
+        if clip is None:
+            wav, rate = read_audio(path)
+            mono = torch.from_numpy(wav.mean(axis=0))
+            clip = resample(mono, rate, self.sample_rate).numpy().astype(np.float32)
+            if self.cache:
+                self._clips[path] = clip
+        return clip
+
+    def crop(self, path: str, offset: int, length: int) -> np.ndarray:
+        """``length`` samples from ``offset``, zero-padded past the clip's end."""
+        clip = self.get(path)[offset : offset + length]
+        if clip.shape[0] < length:
+            clip = np.pad(clip, (0, length - clip.shape[0]))
+        return clip
+
+
+def draw_query(
+    rng: np.random.Generator,
+    labels: Sequence[str],
+    caption: str,
+    query_source: str,
+    template_probability: float,
+    templates: Sequence[str],
+) -> str:
+    """The query of one item: a caption, or one of the labels, maybe in a template."""
+    use_caption = query_source == "caption" or (query_source == "mixed" and rng.random() < 0.5)
+    if use_caption and caption.strip():
+        return caption
+    label = labels[int(rng.integers(len(labels)))]
+    if template_probability and rng.random() < template_probability:
+        return templates[int(rng.integers(len(templates)))].format(label=label)
+    return label
+
+
+def render(store: ClipStore, recipe: dict, segment: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Build (mixture, target) from a recipe (see :data:`FIXED_COLUMNS`)."""
+    target = store.crop(recipe["target_path"], int(recipe["target_offset"]), segment)
+    interferers = [
+        store.crop(path, int(offset), segment)
+        for path, offset in zip(recipe["interferer_paths"], recipe["interferer_offsets"])
+    ]
+    return mix(target, interferers, float(recipe["snr_db"]), store.sample_rate)
+
+
+class QueryMixtureDataset(Dataset):
+    """Dynamic mixtures of a target clip and 1..K interferers that share none of its labels.
+
+    Each item is drawn from a generator seeded by (seed, epoch, index): an epoch is
+    reproducible, and epochs differ (call :meth:`set_epoch`, done by the training System).
+
+    Args:
+        manifest: A manifest CSV path or the table :func:`load_manifest` returns.
+        sample_rate: Output sample rate (the model's).
+        segment_seconds: Crop length (AudioSep: 5 s).
+        max_interferers: K, the largest number of interferers (at least 1 is used).
+        snr_range: Target-to-interference ratio range in dB (AudioSep: -10..10).
+        query_source: ``"label"``, ``"caption"`` (falls back to the label when a clip has no
+            caption) or ``"mixed"`` (either, with equal chance).
+        template_probability: Chance of wrapping a label in a random template, e.g.
+            "the sound of {label}".
+        templates: Template strings with a ``{label}`` field.
+        items_per_epoch: Length of an epoch (default: one item per clip).
+        seed: Base seed.
+
+    Returns (per item):
+        (mixture, target, query): (time,) float tensors and the query text.
+    """
+
+    dataset_name = "QueryMixtures"
+
+    def __init__(
+        self,
+        manifest,
+        sample_rate: int,
+        segment_seconds: float = 5.0,
+        max_interferers: int = 1,
+        snr_range: Sequence[float] = (-10.0, 10.0),
+        query_source: str = "label",
+        template_probability: float = 0.0,
+        templates: Sequence[str] = DEFAULT_TEMPLATES,
+        items_per_epoch: Optional[int] = None,
+        seed: int = 0,
+    ):
+        if query_source not in ("label", "caption", "mixed"):
+            raise ValueError(f"query_source must be label, caption or mixed, got {query_source!r}.")
+        if max_interferers < 1:
+            raise ValueError(f"max_interferers must be >= 1, got {max_interferers}.")
+        if snr_range[0] > snr_range[1]:
+            raise ValueError(f"snr_range must be (low, high), got {tuple(snr_range)}.")
+        self.table = load_manifest(manifest) if isinstance(manifest, str) else manifest
+        self.sample_rate = int(sample_rate)
+        self.segment = int(round(segment_seconds * sample_rate))
+        self.max_interferers = int(max_interferers)
+        self.snr_range = (float(snr_range[0]), float(snr_range[1]))
+        self.query_source = query_source
+        self.template_probability = float(template_probability)
+        self.templates = tuple(templates)
+        self.items_per_epoch = int(items_per_epoch or len(self.table))
+        self.seed = int(seed)
+        self.epoch = 0
+        self.store = ClipStore(self.sample_rate)
+        self._labels = [set(labels) for labels in self.table["label_list"]]
+        self._durations = self.table["duration"].to_numpy(dtype=float)
+        if not any(self._disjoint_candidates(i).size for i in range(min(len(self.table), 50))):
+            raise ValueError("No two clips in the manifest have disjoint labels: nothing to mix.")
+
+    def __len__(self) -> int:
+        return self.items_per_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _disjoint_candidates(self, index: int) -> np.ndarray:
+        labels = self._labels[index]
+        return np.array([j for j, other in enumerate(self._labels) if not labels & other])
+
+    def _offset(self, rng: np.random.Generator, index: int) -> int:
+        available = int(self._durations[index] * self.sample_rate) - self.segment
+        return int(rng.integers(0, available + 1)) if available > 0 else 0
+
+    def _query(self, rng: np.random.Generator, index: int) -> str:
+        row = self.table.iloc[index]
+        return draw_query(
+            rng,
+            row["label_list"],
+            row["caption"],
+            self.query_source,
+            self.template_probability,
+            self.templates,
+        )
+
+    def draw_recipe(self, rng: np.random.Generator) -> dict:
+        """Draw one mixture recipe: target, interferers, offsets, SNR, query."""
+        for _ in range(100):
+            target = int(rng.integers(len(self.table)))
+            candidates = self._disjoint_candidates(target)
+            if candidates.size:
+                break
+        else:
+            raise ValueError("Could not find a target with label-disjoint interferers.")
+        n_interferers = int(rng.integers(1, self.max_interferers + 1))
+        interferers = rng.choice(
+            candidates, size=min(n_interferers, candidates.size), replace=False
+        )
+        return dict(
+            target_path=self.table["path"].iloc[target],
+            target_offset=self._offset(rng, target),
+            interferer_paths=[self.table["path"].iloc[j] for j in interferers],
+            interferer_offsets=[self._offset(rng, j) for j in interferers],
+            snr_db=float(rng.uniform(*self.snr_range)),
+            query=self._query(rng, target),
+            target_labels=self.table["labels"].iloc[target],
+        )
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        recipe = self.draw_recipe(rng)
+        mixture, target = render(self.store, recipe, self.segment)
+        return torch.from_numpy(mixture), torch.from_numpy(target), recipe["query"]
+
+    def get_infos(self) -> dict:
+        return dict(
+            dataset=self.dataset_name,
+            task="text-queried single-source extraction",
+            licenses=[_LICENSE_SYNTH],
+        )
+
+
+def write_fixed_mixtures(
+    dataset: QueryMixtureDataset, csv_path: str, n_mixtures: int, seed: int
+) -> str:
+    """Draw ``n_mixtures`` recipes with ``dataset``'s sampler and write them as a CSV.
+
+    Paths are stored relative to the CSV's folder, so the folder can be moved or shared.
+    The same dataset, count and seed always give a byte-identical file.
+    """
+    root = os.path.dirname(os.path.abspath(csv_path))
+    rows = []
+    for k in range(n_mixtures):
+        recipe = dataset.draw_recipe(np.random.default_rng([seed, k]))
+        rows.append(
+            dict(
+                mixture_id=f"mix{k:05d}",
+                target_path=os.path.relpath(recipe["target_path"], root),
+                target_offset=recipe["target_offset"],
+                interferer_paths=LABEL_SEPARATOR.join(
+                    os.path.relpath(p, root) for p in recipe["interferer_paths"]
+                ),
+                interferer_offsets=LABEL_SEPARATOR.join(map(str, recipe["interferer_offsets"])),
+                snr_db=recipe["snr_db"],
+                query=recipe["query"],
+                target_labels=recipe["target_labels"],
+            )
+        )
+    tmp_path = f"{csv_path}.{os.getpid()}.tmp"
+    pd.DataFrame(rows, columns=list(FIXED_COLUMNS)).to_csv(tmp_path, index=False)
+    os.replace(tmp_path, csv_path)
+    with open(os.path.splitext(csv_path)[0] + ".json", "w") as meta:
+        json.dump(dict(sample_rate=dataset.sample_rate, segment=dataset.segment, seed=seed), meta)
+    return csv_path
+
+
+class FixedMixtureDataset(Dataset):
+    """Mixtures listed in a CSV written by :func:`write_fixed_mixtures`.
+
+    Args:
+        csv_path: The mixture list.
+        sample_rate: Output rate (default: the one recorded beside the CSV).
+        segment_seconds: Mixture length (default: the one recorded beside the CSV).
+
+    Returns (per item):
+        (mixture, target, query): (time,) float tensors and the query text.
+    """
+
+    dataset_name = "FixedQueryMixtures"
+
+    def __init__(
+        self,
+        csv_path: str,
+        sample_rate: Optional[int] = None,
+        segment_seconds: Optional[float] = None,
+    ):
+        if not os.path.isfile(csv_path):
+            raise FileNotFoundError(f"Mixture list not found: {csv_path}")
+        table = pd.read_csv(csv_path, dtype={"interferer_paths": str, "interferer_offsets": str})
+        missing = [c for c in FIXED_COLUMNS if c not in table.columns]
+        if missing:
+            raise ValueError(f"{csv_path}: missing columns {missing}.")
+        meta_path = os.path.splitext(csv_path)[0] + ".json"
+        meta = json.load(open(meta_path)) if os.path.isfile(meta_path) else {}
+        self.sample_rate = int(sample_rate or meta.get("sample_rate", 0))
+        if not self.sample_rate:
+            raise ValueError(f"{csv_path}: no sample_rate given and no {meta_path}.")
+        self.segment = (
+            int(round(segment_seconds * self.sample_rate))
+            if segment_seconds
+            else int(meta["segment"])
+        )
+        root = os.path.dirname(os.path.abspath(csv_path))
+        self.recipes: List[dict] = []
+        for row in table.itertuples(index=False):
+            paths = split_labels(row.interferer_paths)
+            self.recipes.append(
+                dict(
+                    mixture_id=row.mixture_id,
+                    target_path=os.path.join(root, row.target_path),
+                    target_offset=int(row.target_offset),
+                    interferer_paths=[os.path.join(root, p) for p in paths],
+                    interferer_offsets=[int(o) for o in split_labels(row.interferer_offsets)],
+                    snr_db=float(row.snr_db),
+                    query=str(row.query),
+                    target_labels=str(row.target_labels),
+                )
+            )
+        self.store = ClipStore(self.sample_rate)
+
+    def __len__(self) -> int:
+        return len(self.recipes)
+
+    def __getitem__(self, index: int):
+        recipe = self.recipes[index]
+        mixture, target = render(self.store, recipe, self.segment)
+        return torch.from_numpy(mixture), torch.from_numpy(target), recipe["query"]
+
+    def get_infos(self) -> dict:
+        return dict(
+            dataset=self.dataset_name,
+            task="text-queried single-source extraction",
+            licenses=[_LICENSE_SYNTH],
+        )

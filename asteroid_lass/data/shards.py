@@ -1,0 +1,186 @@
+"""WebDataset tar shards: the scale path for collections too large to read as loose files.
+
+A shard holds, per clip, ``<key>.flac`` (mono, at the model's sample rate) and ``<key>.json``
+(``{"labels": [...], "caption": "..."}``). :class:`ShardedQueryMixtureDataset` streams them and
+mixes clips from a pool, with the same mixing rules as :class:`QueryMixtureDataset`.
+"""
+
+import io
+import json
+import os
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from .datasets import DEFAULT_TEMPLATES, ClipStore, draw_query
+from .manifest import load_manifest
+from .mixing import mix
+
+
+def write_shards(
+    manifest, out_dir: str, sample_rate: int, clips_per_shard: int = 1000
+) -> List[str]:
+    """Write a manifest's clips into ``out_dir/shard-%06d.tar``.
+
+    Args:
+        manifest: Manifest CSV path or the table :func:`load_manifest` returns.
+        out_dir: Destination folder.
+        sample_rate: Clips are stored mono at this rate (the model's), as 24-bit FLAC.
+        clips_per_shard: Clips per tar file.
+
+    Returns:
+        list[str]: The shard paths, in order.
+    """
+    import webdataset as wds
+
+    table = load_manifest(manifest) if isinstance(manifest, str) else manifest
+    os.makedirs(out_dir, exist_ok=True)
+    store = ClipStore(sample_rate, cache=False)
+    pattern = os.path.join(out_dir, "shard-%06d.tar")
+    with wds.ShardWriter(pattern, maxcount=clips_per_shard, verbose=0) as writer:
+        for index, row in enumerate(table.itertuples(index=False)):
+            buffer = io.BytesIO()
+            sf.write(buffer, store.get(row.path), sample_rate, format="FLAC", subtype="PCM_24")
+            meta = {"labels": list(row.label_list), "caption": row.caption}
+            writer.write(
+                {
+                    "__key__": f"{index:09d}",
+                    "flac": buffer.getvalue(),
+                    "json": json.dumps(meta).encode(),
+                }
+            )
+    return sorted(os.path.join(out_dir, n) for n in os.listdir(out_dir) if n.startswith("shard-"))
+
+
+def iterate_shard_clips(shards: Sequence[str]) -> Iterator[Tuple[np.ndarray, int, dict]]:
+    """Yield (waveform, sample_rate, {"labels", "caption"}) from shards, in order.
+
+    Inside a DataLoader worker, each worker reads its own subset of the shards.
+    """
+    import webdataset as wds
+
+    pipeline = wds.WebDataset(
+        list(shards),
+        shardshuffle=False,
+        nodesplitter=wds.split_by_node,
+        workersplitter=wds.split_by_worker,
+    )
+    for sample in pipeline:
+        wav, rate = sf.read(io.BytesIO(sample["flac"]), dtype="float32")
+        yield wav, int(rate), json.loads(sample["json"])
+
+
+class ShardedQueryMixtureDataset(IterableDataset):
+    """Streams mixtures from shards: a pool of clips, target plus label-disjoint interferers.
+
+    Args:
+        shards: Shard paths (or URLs webdataset understands).
+        sample_rate: The shards' (and the model's) sample rate.
+        segment_seconds, max_interferers, snr_range, query_source, template_probability,
+        templates: As :class:`QueryMixtureDataset`.
+        pool_size: Clips held in memory to draw from (per worker).
+        items_per_epoch: Items yielded per pass (over all workers).
+        seed: Base seed; each worker and epoch gets its own stream.
+    """
+
+    dataset_name = "QueryMixtures (sharded)"
+
+    def __init__(
+        self,
+        shards: Sequence[str],
+        sample_rate: int,
+        segment_seconds: float = 5.0,
+        max_interferers: int = 1,
+        snr_range: Sequence[float] = (-10.0, 10.0),
+        query_source: str = "label",
+        template_probability: float = 0.0,
+        templates: Sequence[str] = DEFAULT_TEMPLATES,
+        pool_size: int = 256,
+        items_per_epoch: int = 10_000,
+        seed: int = 0,
+    ):
+        if not shards:
+            raise ValueError("No shards given.")
+        self.shards = list(shards)
+        self.sample_rate = int(sample_rate)
+        self.segment = int(round(segment_seconds * sample_rate))
+        self.max_interferers = int(max_interferers)
+        self.snr_range = (float(snr_range[0]), float(snr_range[1]))
+        self.query_source = query_source
+        self.template_probability = float(template_probability)
+        self.templates = tuple(templates)
+        self.pool_size = int(pool_size)
+        self.items_per_epoch = int(items_per_epoch)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _crop(self, rng: np.random.Generator, clip: np.ndarray) -> np.ndarray:
+        spare = clip.shape[0] - self.segment
+        if spare <= 0:
+            return np.pad(clip, (0, -spare))
+        offset = int(rng.integers(0, spare + 1))
+        return clip[offset : offset + self.segment]
+
+    def _clips(self) -> Iterator[Tuple[np.ndarray, dict]]:
+        while True:  # cycle through the shards for as many items as an epoch needs
+            produced = False
+            for wav, rate, meta in iterate_shard_clips(self.shards):
+                if rate != self.sample_rate:
+                    raise ValueError(
+                        f"Shard clips are at {rate} Hz, the dataset expects {self.sample_rate} Hz."
+                    )
+                produced = True
+                yield wav, meta
+            if not produced:
+                return
+
+    def __iter__(self):
+        worker = get_worker_info()
+        worker_id, n_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
+        rng = np.random.default_rng([self.seed, self.epoch, worker_id])
+        n_items = self.items_per_epoch // n_workers + (worker_id < self.items_per_epoch % n_workers)
+        pool: List[Tuple[np.ndarray, dict]] = []
+        clips = self._clips()
+        for clip in clips:
+            pool.append(clip)
+            if len(pool) >= self.pool_size:
+                break
+        produced = 0
+        while produced < n_items:
+            item = self._draw(rng, pool)
+            if item is not None:
+                produced += 1
+                yield item
+            replacement = next(clips, None)  # refresh the pool as the stream goes on
+            if replacement is not None:
+                pool[int(rng.integers(len(pool)))] = replacement
+
+    def _draw(self, rng, pool) -> Optional[tuple]:
+        target_index = int(rng.integers(len(pool)))
+        target_wav, target_meta = pool[target_index]
+        target_labels = set(target_meta["labels"])
+        candidates = [
+            i for i, (_, meta) in enumerate(pool) if not target_labels & set(meta["labels"])
+        ]
+        if not candidates:
+            return None
+        count = min(int(rng.integers(1, self.max_interferers + 1)), len(candidates))
+        chosen = rng.choice(candidates, size=count, replace=False)
+        interferers = [self._crop(rng, pool[i][0]) for i in chosen]
+        snr_db = float(rng.uniform(*self.snr_range))
+        mixture, target = mix(self._crop(rng, target_wav), interferers, snr_db, self.sample_rate)
+        query = draw_query(
+            rng,
+            target_meta["labels"],
+            target_meta.get("caption", ""),
+            self.query_source,
+            self.template_probability,
+            self.templates,
+        )
+        return torch.from_numpy(mixture), torch.from_numpy(target), query

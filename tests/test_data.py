@@ -1,0 +1,164 @@
+import filecmp
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asteroid_lass.data import (
+    FixedMixtureDataset,
+    ManifestError,
+    QueryMixtureDataset,
+    load_manifest,
+    write_fixed_mixtures,
+)
+from asteroid_lass.data.mixing import energy_snr_db
+from asteroid_lass.data.synth import CLASSES, make_corpus
+from conftest import write_wav
+
+SR = 8000
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    return make_corpus(
+        str(root), clips_per_class=6, sample_rate=SR, seconds_range=(2, 3), split="train"
+    )
+
+
+def _multi_label_manifest(tmp_path) -> str:
+    """Clips with overlapping multi-label sets, to catch interferers sharing any label."""
+    rng = np.random.RandomState(0)
+    label_sets = [
+        "Dog;Bark",
+        "Dog;Growling",
+        "Cat;Meow",
+        "Music;Piano",
+        "Music;Guitar",
+        "Speech",
+        "Bark",
+    ]
+    rows = []
+    for k, labels in enumerate(label_sets * 3):
+        name = f"clip{k}.wav"
+        write_wav(tmp_path / name, 0.3 * rng.randn(SR * 2), SR)
+        rows.append(dict(path=name, labels=labels))
+    path = tmp_path / "multi.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def test_manifest_errors_name_every_bad_row(tmp_path):
+    write_wav(tmp_path / "good.wav", np.zeros(800), SR)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF nonsense")
+    pd.DataFrame(
+        [
+            dict(path="good.wav", labels="Dog"),
+            dict(path="gone.wav", labels="Cat"),
+            dict(path="broken.wav", labels="Bell"),
+            dict(path="good.wav", labels=" ; "),
+        ]
+    ).to_csv(tmp_path / "m.csv", index=False)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(str(tmp_path / "m.csv"))
+    message = str(info.value)
+    assert "row 2: missing file gone.wav" in message
+    assert "row 3: unreadable audio broken.wav" in message
+    assert "row 4: empty labels" in message
+    assert "row 1" not in message
+
+    pd.DataFrame([dict(path="good.wav", labels="Dog", mood="happy")]).to_csv(
+        tmp_path / "u.csv", index=False
+    )
+    with pytest.raises(ManifestError, match=r"unknown columns \['mood'\]"):
+        load_manifest(str(tmp_path / "u.csv"))
+
+
+def test_interferers_never_share_a_label_with_the_target(tmp_path):
+    dataset = QueryMixtureDataset(
+        _multi_label_manifest(tmp_path), SR, segment_seconds=1.0, max_interferers=3, seed=3
+    )
+    labels_of = dict(zip(dataset.table["path"], dataset.table["label_list"]))
+    counts = set()
+    for k in range(500):
+        recipe = dataset.draw_recipe(np.random.default_rng([7, k]))
+        target_labels = set(labels_of[recipe["target_path"]])
+        counts.add(len(recipe["interferer_paths"]))
+        for path in recipe["interferer_paths"]:
+            assert not target_labels & set(labels_of[path]), (recipe["target_path"], path)
+        assert recipe["query"] in target_labels
+    assert counts == {1, 2, 3}
+
+
+def test_mixtures_have_the_requested_snr(corpus):
+    dataset = QueryMixtureDataset(
+        corpus, SR, segment_seconds=1.5, max_interferers=2, snr_range=(-10, 10), seed=1
+    )
+    for index in range(40):
+        mixture, target, _ = dataset[index]
+        recipe = dataset.draw_recipe(np.random.default_rng([1, 0, index]))
+        measured = energy_snr_db(target.numpy(), (mixture - target).numpy())
+        assert abs(measured - recipe["snr_db"]) < 0.1
+        assert mixture.abs().max() <= 0.9 + 1e-6
+
+
+def test_items_are_reproducible_per_epoch_and_differ_across_epochs(corpus):
+    dataset = QueryMixtureDataset(corpus, SR, segment_seconds=1.0, seed=5)
+    first = dataset[3]
+    assert np.array_equal(first[0].numpy(), dataset[3][0].numpy())
+    dataset.set_epoch(1)
+    assert not np.array_equal(first[0].numpy(), dataset[3][0].numpy())
+    dataset.set_epoch(0)
+    assert np.array_equal(first[0].numpy(), dataset[3][0].numpy())
+
+
+def test_fixed_sets_are_byte_identical_and_read_back_as_drawn(corpus, tmp_path):
+    dataset = QueryMixtureDataset(corpus, SR, segment_seconds=1.0, max_interferers=2, seed=0)
+    paths = [write_fixed_mixtures(dataset, str(tmp_path / f"t{k}.csv"), 20, seed=4) for k in (1, 2)]
+    assert filecmp.cmp(paths[0], paths[1], shallow=False)
+    other = write_fixed_mixtures(dataset, str(tmp_path / "other.csv"), 20, seed=5)
+    assert not filecmp.cmp(paths[0], other, shallow=False)
+
+    fixed = FixedMixtureDataset(paths[0])
+    assert len(fixed) == 20 and fixed.sample_rate == SR
+    recipe = dataset.draw_recipe(np.random.default_rng([4, 0]))
+    mixture, target, query = fixed[0]
+    assert query == recipe["query"]
+    from asteroid_lass.data.datasets import render
+
+    expected_mix, expected_target = render(dataset.store, recipe, dataset.segment)
+    np.testing.assert_array_equal(mixture.numpy(), expected_mix)
+    np.testing.assert_array_equal(target.numpy(), expected_target)
+    infos = fixed.get_infos()
+    assert infos["licenses"][0]["license"] == "MIT"
+
+
+def _log_spectrum(wav: np.ndarray) -> np.ndarray:
+    frames = np.lib.stride_tricks.sliding_window_view(wav, 512)[::256] * np.hanning(512)
+    return np.log(np.mean(np.abs(np.fft.rfft(frames, axis=-1)) ** 2, axis=0) + 1e-8)
+
+
+def test_builtin_corpus_classes_are_distinct_and_varied(tmp_path):
+    manifest = load_manifest(
+        make_corpus(str(tmp_path), clips_per_class=6, sample_rate=16000, split="c")
+    )
+    assert len(CLASSES) >= 12 and manifest["labels"].nunique() == len(CLASSES)
+    import soundfile as sf
+
+    spectra = np.stack([_log_spectrum(sf.read(p, dtype="float32")[0]) for p in manifest["path"]])
+    labels = manifest["labels"].to_numpy()
+    # Distinct: a nearest-class-mean classifier, leave-one-out, recognises the classes.
+    correct = 0
+    for i in range(len(labels)):
+        others = np.arange(len(labels)) != i
+        means = {c: spectra[others & (labels == c)].mean(axis=0) for c in CLASSES}
+        guess = min(means, key=lambda c: np.sum((spectra[i] - means[c]) ** 2))
+        correct += guess == labels[i]
+    assert correct / len(labels) > 0.8
+    # Varied: no two clips of a class share a spectrum, and durations differ.
+    for label in CLASSES:
+        members = spectra[labels == label]
+        distances = [np.abs(a - b).mean() for i, a in enumerate(members) for b in members[i + 1 :]]
+        assert min(distances) > 0.05, label
+        assert manifest[manifest.labels == label]["duration"].nunique() == 6
