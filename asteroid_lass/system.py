@@ -4,7 +4,7 @@ from typing import Callable, Dict, Optional
 
 import torch
 from asteroid.engine.system import System
-from asteroid.losses import singlesrc_neg_sisdr
+from asteroid.losses import singlesrc_neg_sisdr, singlesrc_neg_snr
 
 from .queries import QueryEncoder
 
@@ -18,19 +18,27 @@ def neg_sisdr(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return singlesrc_neg_sisdr(estimate, target).mean()
 
 
+def neg_snr(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Negative plain-energy SDR (AudioSep's evaluation metric): sign and scale matter."""
+    return singlesrc_neg_snr(estimate, target).mean()
+
+
 def l1_wav_plus_neg_sisdr(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return l1_wav(estimate, target) + neg_sisdr(estimate, target)
 
 
+# SI-SDR ignores the estimate's gain and sign: trained on it alone (or with a small L1 term),
+# a model may output -0.9 x the target. neg_snr and l1_wav do not have that freedom.
 LOSSES: Dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "l1_wav": l1_wav,
     "neg_sisdr": neg_sisdr,
+    "neg_snr": neg_snr,
     "l1_wav+neg_sisdr": l1_wav_plus_neg_sisdr,
 }
 
 
 def get_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Loss by config name: ``l1_wav``, ``neg_sisdr`` or ``l1_wav+neg_sisdr``."""
+    """Loss by config name: ``l1_wav``, ``neg_sisdr``, ``neg_snr`` or ``l1_wav+neg_sisdr``."""
     if name not in LOSSES:
         raise ValueError(f"Unknown loss {name!r}; choose one of {sorted(LOSSES)}.")
     return LOSSES[name]
@@ -43,15 +51,42 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     return (0.001, 0.01, 0.1, 1.0)[min(step // warmup_steps, 3)]
 
 
-def make_optimizer_and_scheduler(parameters, lr: float, weight_decay: float, warmup_steps: int):
-    """AdamW (amsgrad) with the step-wise warm-up, in the form ``System`` takes."""
+def make_optimizer_and_scheduler(
+    parameters,
+    lr: float,
+    weight_decay: float,
+    warmup_steps: int,
+    half_lr_patience: Optional[int] = None,
+):
+    """AdamW (amsgrad) with AudioSep's step-wise warm-up, in the form ``System`` takes.
+
+    Args:
+        half_lr_patience: If set, also halve the learning rate when ``val_loss`` has not
+            improved for this many epochs (Asteroid recipes' ``half_lr``).
+    """
     optimizer = torch.optim.AdamW(
         parameters, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay, amsgrad=True
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
+    warmup = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: warmup_factor(step, warmup_steps)
     )
-    return optimizer, {"scheduler": scheduler, "interval": "step"}
+    schedulers = [{"scheduler": warmup, "interval": "step"}]
+    if half_lr_patience is not None:
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=0.5, patience=half_lr_patience
+        )
+        schedulers.append({"scheduler": plateau, "interval": "epoch", "monitor": "val_loss"})
+    return optimizer, schedulers
+
+
+def training_precision(setting: str = "auto") -> str:
+    """Lightning precision for ``setting``; ``auto`` picks bf16 mixed precision where the
+    hardware computes bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or AMX), else 32."""
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32"
+    return "bf16-mixed" if torch.cpu._is_avx512_bf16_supported() else "32"
 
 
 def si_sdr_improvement(mixture, estimate, target) -> torch.Tensor:
@@ -100,6 +135,11 @@ class TextConditionedSystem(System):
         self.log("val_loss", self.loss_func(estimate, target), on_epoch=True, prog_bar=True)
         improvement = si_sdr_improvement(mixture, estimate, target).mean()
         self.log("val_si_sdri", improvement, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self):
+        # Asteroid's version assumes a logger; Trainer(logger=False) has none.
+        if self.trainer.logger is not None:
+            super().on_validation_epoch_end()
 
     def on_train_epoch_start(self):
         dataset = getattr(self.train_loader, "dataset", None)

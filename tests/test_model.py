@@ -177,3 +177,22 @@ def test_hub_id_goes_through_asteroids_hub_code(tiny_model, tmp_path, monkeypatc
         torch.testing.assert_close(loaded(mixture, embedding), tiny_model(mixture, embedding))
     with pytest.raises(ValueError, match="someone/absent"):
         LASSResUNet.from_pretrained("someone/absent")
+
+
+def test_multichannel_model_masks_each_channel():
+    model = LASSResUNet(
+        sample_rate=16000,
+        n_fft=512,
+        hop_length=128,
+        channels="tiny",
+        condition_dim=16,
+        in_channels=2,
+    ).eval()
+    stereo = torch.randn(3, 2, 7000)
+    with torch.no_grad():
+        estimate = model(stereo, torch.randn(3, 16))
+    assert estimate.shape == (3, 2, 7000)
+    restored = LASSResUNet.from_pretrained(model.serialize())
+    assert restored.in_channels == 2
+    with pytest.raises(ValueError, match=r"\(batch, 2, time\)"):
+        model(torch.randn(3, 1, 7000), torch.randn(3, 16))

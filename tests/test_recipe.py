@@ -26,18 +26,24 @@ TINY_CONF = {
         num_workers=0,
     ),
     "model": dict(
-        size="tiny", n_fft=256, hop_length=80, query_encoder="sentence", clap_checkpoint=None
+        size="tiny",
+        n_fft=256,
+        hop_length=80,
+        query_encoder="sentence",
+        clap_checkpoint=None,
+        bn_momentum=0.1,
     ),
     "training": dict(
         epochs=2,
         batch_size=4,
-        loss="l1_wav+neg_sisdr",
+        loss="neg_snr",
+        precision="auto",
         early_stop=False,
         seed=0,
         devices=1,
         num_nodes=1,
     ),
-    "optim": dict(lr=0.001, weight_decay=0.0, warmup_steps=0),
+    "optim": dict(lr=0.001, weight_decay=0.0, warmup_steps=0, half_lr_patience=3),
 }
 
 

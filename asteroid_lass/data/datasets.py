@@ -34,7 +34,7 @@ FIXED_COLUMNS = (
     "target_labels",
 )
 
-_LICENSE_SYNTH = dict(
+BUILTIN_CORPUS_LICENSE = dict(
     title="asteroid-lass built-in corpus",
     title_link="https://github.com/asteroid-team/asteroid",
     author="asteroid-lass contributors",
@@ -104,7 +104,51 @@ def render(store: ClipStore, recipe: dict, segment: int) -> Tuple[np.ndarray, np
     return mix(target, interferers, float(recipe["snr_db"]), store.sample_rate)
 
 
-class QueryMixtureDataset(Dataset):
+class MixingSettings:
+    """What every query-mixture dataset shares: mixing options, epochs, and its infos."""
+
+    dataset_name = "QueryMixtures"
+
+    def _set_mixing(
+        self,
+        sample_rate: int,
+        segment_seconds: float,
+        max_interferers: int,
+        snr_range: Sequence[float],
+        query_source: str,
+        template_probability: float,
+        templates: Sequence[str],
+        seed: int,
+    ) -> None:
+        if query_source not in ("label", "caption", "mixed"):
+            raise ValueError(f"query_source must be label, caption or mixed, got {query_source!r}.")
+        if max_interferers < 1:
+            raise ValueError(f"max_interferers must be >= 1, got {max_interferers}.")
+        if snr_range[0] > snr_range[1]:
+            raise ValueError(f"snr_range must be (low, high), got {tuple(snr_range)}.")
+        self.sample_rate = int(sample_rate)
+        self.segment = int(round(segment_seconds * sample_rate))
+        self.max_interferers = int(max_interferers)
+        self.snr_range = (float(snr_range[0]), float(snr_range[1]))
+        self.query_source = query_source
+        self.template_probability = float(template_probability)
+        self.templates = tuple(templates)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's random stream (the training System calls it)."""
+        self.epoch = int(epoch)
+
+    def get_infos(self) -> dict:
+        return dict(
+            dataset=self.dataset_name,
+            task="text-queried single-source extraction",
+            licenses=[BUILTIN_CORPUS_LICENSE],
+        )
+
+
+class QueryMixtureDataset(MixingSettings, Dataset):
     """Dynamic mixtures of a target clip and 1..K interferers that share none of its labels.
 
     Each item is drawn from a generator seeded by (seed, epoch, index): an epoch is
@@ -143,23 +187,18 @@ class QueryMixtureDataset(Dataset):
         items_per_epoch: Optional[int] = None,
         seed: int = 0,
     ):
-        if query_source not in ("label", "caption", "mixed"):
-            raise ValueError(f"query_source must be label, caption or mixed, got {query_source!r}.")
-        if max_interferers < 1:
-            raise ValueError(f"max_interferers must be >= 1, got {max_interferers}.")
-        if snr_range[0] > snr_range[1]:
-            raise ValueError(f"snr_range must be (low, high), got {tuple(snr_range)}.")
+        self._set_mixing(
+            sample_rate,
+            segment_seconds,
+            max_interferers,
+            snr_range,
+            query_source,
+            template_probability,
+            templates,
+            seed,
+        )
         self.table = load_manifest(manifest) if isinstance(manifest, str) else manifest
-        self.sample_rate = int(sample_rate)
-        self.segment = int(round(segment_seconds * sample_rate))
-        self.max_interferers = int(max_interferers)
-        self.snr_range = (float(snr_range[0]), float(snr_range[1]))
-        self.query_source = query_source
-        self.template_probability = float(template_probability)
-        self.templates = tuple(templates)
         self.items_per_epoch = int(items_per_epoch or len(self.table))
-        self.seed = int(seed)
-        self.epoch = 0
         self.store = ClipStore(self.sample_rate)
         self._labels = [set(labels) for labels in self.table["label_list"]]
         self._durations = self.table["duration"].to_numpy(dtype=float)
@@ -168,9 +207,6 @@ class QueryMixtureDataset(Dataset):
 
     def __len__(self) -> int:
         return self.items_per_epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
     def _disjoint_candidates(self, index: int) -> np.ndarray:
         labels = self._labels[index]
@@ -191,19 +227,34 @@ class QueryMixtureDataset(Dataset):
             self.templates,
         )
 
+    def _draw_interferers(self, rng: np.random.Generator, target: int, count: int) -> List[int]:
+        """``count`` distinct clips sharing no label with ``target`` (fewer if there are not
+        enough). Rejection sampling, O(1) per draw on large collections; a full scan only when
+        random draws keep hitting shared labels."""
+        labels = self._labels[target]
+        chosen: List[int] = []
+        for _ in range(50 * count):
+            candidate = int(rng.integers(len(self._labels)))
+            if candidate not in chosen and not labels & self._labels[candidate]:
+                chosen.append(candidate)
+                if len(chosen) == count:
+                    return chosen
+        candidates = [j for j in self._disjoint_candidates(target) if j not in chosen]
+        extra = rng.choice(
+            candidates, size=min(count - len(chosen), len(candidates)), replace=False
+        )
+        return chosen + [int(j) for j in extra]
+
     def draw_recipe(self, rng: np.random.Generator) -> dict:
         """Draw one mixture recipe: target, interferers, offsets, SNR, query."""
         for _ in range(100):
             target = int(rng.integers(len(self.table)))
-            candidates = self._disjoint_candidates(target)
-            if candidates.size:
+            n_interferers = int(rng.integers(1, self.max_interferers + 1))
+            interferers = self._draw_interferers(rng, target, n_interferers)
+            if interferers:
                 break
         else:
             raise ValueError("Could not find a target with label-disjoint interferers.")
-        n_interferers = int(rng.integers(1, self.max_interferers + 1))
-        interferers = rng.choice(
-            candidates, size=min(n_interferers, candidates.size), replace=False
-        )
         return dict(
             target_path=self.table["path"].iloc[target],
             target_offset=self._offset(rng, target),
@@ -219,13 +270,6 @@ class QueryMixtureDataset(Dataset):
         recipe = self.draw_recipe(rng)
         mixture, target = render(self.store, recipe, self.segment)
         return torch.from_numpy(mixture), torch.from_numpy(target), recipe["query"]
-
-    def get_infos(self) -> dict:
-        return dict(
-            dataset=self.dataset_name,
-            task="text-queried single-source extraction",
-            licenses=[_LICENSE_SYNTH],
-        )
 
 
 def write_fixed_mixtures(
@@ -262,7 +306,7 @@ def write_fixed_mixtures(
     return csv_path
 
 
-class FixedMixtureDataset(Dataset):
+class FixedMixtureDataset(MixingSettings, Dataset):
     """Mixtures listed in a CSV written by :func:`write_fixed_mixtures`.
 
     Args:
@@ -323,10 +367,3 @@ class FixedMixtureDataset(Dataset):
         recipe = self.recipes[index]
         mixture, target = render(self.store, recipe, self.segment)
         return torch.from_numpy(mixture), torch.from_numpy(target), recipe["query"]
-
-    def get_infos(self) -> dict:
-        return dict(
-            dataset=self.dataset_name,
-            task="text-queried single-source extraction",
-            licenses=[_LICENSE_SYNTH],
-        )

@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .datasets import DEFAULT_TEMPLATES, ClipStore, draw_query
+from .datasets import DEFAULT_TEMPLATES, ClipStore, MixingSettings, draw_query
 from .manifest import load_manifest
 from .mixing import mix
 
@@ -73,7 +73,7 @@ def iterate_shard_clips(shards: Sequence[str]) -> Iterator[Tuple[np.ndarray, int
         yield wav, int(rate), json.loads(sample["json"])
 
 
-class ShardedQueryMixtureDataset(IterableDataset):
+class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
     """Streams mixtures from shards: a pool of clips, target plus label-disjoint interferers.
 
     Args:
@@ -104,21 +104,19 @@ class ShardedQueryMixtureDataset(IterableDataset):
     ):
         if not shards:
             raise ValueError("No shards given.")
+        self._set_mixing(
+            sample_rate,
+            segment_seconds,
+            max_interferers,
+            snr_range,
+            query_source,
+            template_probability,
+            templates,
+            seed,
+        )
         self.shards = list(shards)
-        self.sample_rate = int(sample_rate)
-        self.segment = int(round(segment_seconds * sample_rate))
-        self.max_interferers = int(max_interferers)
-        self.snr_range = (float(snr_range[0]), float(snr_range[1]))
-        self.query_source = query_source
-        self.template_probability = float(template_probability)
-        self.templates = tuple(templates)
         self.pool_size = int(pool_size)
         self.items_per_epoch = int(items_per_epoch)
-        self.seed = int(seed)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
 
     def _crop(self, rng: np.random.Generator, clip: np.ndarray) -> np.ndarray:
         spare = clip.shape[0] - self.segment

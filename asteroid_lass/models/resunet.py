@@ -65,12 +65,14 @@ class ResidualUnit(nn.Module):
         condition_dim: Size of the query embedding.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, condition_dim: int):
+    def __init__(
+        self, in_channels: int, out_channels: int, condition_dim: int, momentum: float = BN_MOMENTUM
+    ):
         super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_channels, momentum=BN_MOMENTUM)
+        self.bn1 = nn.BatchNorm2d(in_channels, momentum=momentum)
         self.film1 = _film_linear(condition_dim, in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels, momentum=BN_MOMENTUM)
+        self.bn2 = nn.BatchNorm2d(out_channels, momentum=momentum)
         self.film2 = _film_linear(condition_dim, out_channels)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
         _init_layer(self.conv1)
@@ -100,10 +102,15 @@ class EncoderBlock(nn.Module):
     """A residual unit followed by average pooling; returns (pooled, skip)."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, condition_dim: int, pooling: Tuple[int, int]
+        self,
+        in_channels: int,
+        out_channels: int,
+        condition_dim: int,
+        pooling: Tuple[int, int],
+        momentum: float = BN_MOMENTUM,
     ):
         super().__init__()
-        self.unit = ResidualUnit(in_channels, out_channels, condition_dim)
+        self.unit = ResidualUnit(in_channels, out_channels, condition_dim, momentum)
         self.pooling = pooling
 
     def forward(
@@ -117,16 +124,21 @@ class DecoderBlock(nn.Module):
     """BN -> +beta -> LeakyReLU -> transposed conv (upsampling), concat skip, residual unit."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, condition_dim: int, upsampling: Tuple[int, int]
+        self,
+        in_channels: int,
+        out_channels: int,
+        condition_dim: int,
+        upsampling: Tuple[int, int],
+        momentum: float = BN_MOMENTUM,
     ):
         super().__init__()
-        self.bn = nn.BatchNorm2d(in_channels, momentum=BN_MOMENTUM)
+        self.bn = nn.BatchNorm2d(in_channels, momentum=momentum)
         self.film = _film_linear(condition_dim, in_channels)
         self.upsample = nn.ConvTranspose2d(
             in_channels, out_channels, kernel_size=upsampling, stride=upsampling, bias=False
         )
         _init_layer(self.upsample)
-        self.unit = ResidualUnit(2 * out_channels, out_channels, condition_dim)
+        self.unit = ResidualUnit(2 * out_channels, out_channels, condition_dim, momentum)
 
     def forward(
         self, x: torch.Tensor, skip: torch.Tensor, query_embedding: torch.Tensor
@@ -151,6 +163,8 @@ class LASSResUNet(BaseQueryModel):
         query_encoder: Spec of the query encoder that produced the embeddings the model was
             trained on (see :func:`asteroid_lass.queries.build_query_encoder`). ``None`` means the
             model only accepts precomputed embeddings.
+        bn_momentum: BatchNorm momentum. AudioSep's 0.01 suits millions of steps; short runs
+            want a larger value, or the running statistics lag the weights in eval mode.
 
     Shape:
         - mixture: (batch, time), (batch, 1, time) or (batch, in_channels, time)
@@ -167,6 +181,7 @@ class LASSResUNet(BaseQueryModel):
         condition_dim: int = 512,
         in_channels: int = 1,
         query_encoder: Optional[dict] = None,
+        bn_momentum: float = BN_MOMENTUM,
     ):
         super().__init__(
             sample_rate=sample_rate,
@@ -197,19 +212,20 @@ class LASSResUNet(BaseQueryModel):
             "window", torch.hann_window(self.n_fft, periodic=True), persistent=False
         )
 
-        self.bn0 = nn.BatchNorm2d(self.n_fft // 2 + 1, momentum=BN_MOMENTUM)
+        self.bn_momentum = float(bn_momentum)
+        self.bn0 = nn.BatchNorm2d(self.n_fft // 2 + 1, momentum=self.bn_momentum)
         self.pre_conv = nn.Conv2d(in_channels, channels[0], kernel_size=1)
         _init_layer(self.pre_conv)
         encoder_in = (channels[0],) + channels[:-1]
         self.encoder_blocks = nn.ModuleList(
-            EncoderBlock(c_in, c_out, condition_dim, pooling)
+            EncoderBlock(c_in, c_out, condition_dim, pooling, self.bn_momentum)
             for c_in, c_out, pooling in zip(encoder_in, channels, ENCODER_POOLING)
         )
-        self.bottleneck = ResidualUnit(channels[-1], channels[-1], condition_dim)
+        self.bottleneck = ResidualUnit(channels[-1], channels[-1], condition_dim, self.bn_momentum)
         decoder_out = channels[::-1]
         decoder_in = (channels[-1],) + decoder_out[:-1]
         self.decoder_blocks = nn.ModuleList(
-            DecoderBlock(c_in, c_out, condition_dim, pooling)
+            DecoderBlock(c_in, c_out, condition_dim, pooling, self.bn_momentum)
             for c_in, c_out, pooling in zip(decoder_in, decoder_out, ENCODER_POOLING[::-1])
         )
         self.after_conv = nn.Conv2d(channels[0], in_channels * MASK_COMPONENTS, kernel_size=1)
@@ -280,7 +296,10 @@ class LASSResUNet(BaseQueryModel):
         unit_phase = (spec / magnitude).repeat_interleave(n_queries, dim=0)
         magnitude = magnitude.repeat_interleave(n_queries, dim=0)
 
-        mask_logits = self.estimate_mask(magnitude, query_embeddings.reshape(batch * n_queries, -1))
+        # float32 for the mask and the complex arithmetic, also under bf16/fp16 autocast
+        mask_logits = self.estimate_mask(
+            magnitude, query_embeddings.reshape(batch * n_queries, -1)
+        ).float()
         mask_magnitude = torch.sigmoid(mask_logits[:, :, 0])
         rotation = torch.complex(torch.tanh(mask_logits[:, :, 1]), torch.tanh(mask_logits[:, :, 2]))
         rotation = rotation / rotation.abs().clamp_min(MASK_FLOOR)
@@ -325,4 +344,5 @@ class LASSResUNet(BaseQueryModel):
             condition_dim=self.condition_dim,
             in_channels=int(self.in_channels),
             query_encoder=self.query_encoder_spec,
+            bn_momentum=self.bn_momentum,
         )

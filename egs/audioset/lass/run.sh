@@ -83,5 +83,4 @@ fi
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then
   echo "Stage 4: publishing to ${exp_dir}/publish_dir"
   ${python_path} local/publish.py --exp_dir "${exp_dir}"
-  echo "Model: ${exp_dir}/publish_dir/model.pth   Metrics: ${exp_dir}/eval/final_metrics.json"
 fi

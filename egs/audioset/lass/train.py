@@ -19,7 +19,12 @@ from asteroid_lass import LASSResUNet
 from asteroid_lass.convert import save_model
 from asteroid_lass.data import FixedMixtureDataset, QueryMixtureDataset
 from asteroid_lass.queries import build_query_encoder
-from asteroid_lass.system import TextConditionedSystem, get_loss, make_optimizer_and_scheduler
+from asteroid_lass.system import (
+    TextConditionedSystem,
+    get_loss,
+    make_optimizer_and_scheduler,
+    training_precision,
+)
 
 
 def query_encoder_spec(model_conf: dict) -> dict:
@@ -38,6 +43,23 @@ def build_model(conf: dict, encoder) -> LASSResUNet:
         channels=conf["model"]["size"],
         condition_dim=encoder.dim,
         query_encoder=encoder.spec(),
+        bn_momentum=conf["model"]["bn_momentum"],
+    )
+
+
+def make_train_set(conf: dict, train_manifest: str) -> QueryMixtureDataset:
+    """The dynamic training mixtures that conf.yml's ``data`` group describes."""
+    data = conf["data"]
+    return QueryMixtureDataset(
+        train_manifest,
+        sample_rate=data["sample_rate"],
+        segment_seconds=data["segment_seconds"],
+        max_interferers=data["max_interferers"],
+        snr_range=(data["snr_low"], data["snr_high"]),
+        query_source=data["query_source"],
+        template_probability=data["template_probability"],
+        items_per_epoch=data["items_per_epoch"],
+        seed=conf["training"]["seed"],
     )
 
 
@@ -49,17 +71,7 @@ def main(conf: dict, train_manifest: str, valid_csv: str, exp_dir: str) -> str:
         yaml.safe_dump(conf, out)
 
     data = conf["data"]
-    train_set = QueryMixtureDataset(
-        train_manifest,
-        sample_rate=data["sample_rate"],
-        segment_seconds=data["segment_seconds"],
-        max_interferers=data["max_interferers"],
-        snr_range=(data["snr_low"], data["snr_high"]),
-        query_source=data["query_source"],
-        template_probability=data["template_probability"],
-        items_per_epoch=data["items_per_epoch"],
-        seed=conf["training"]["seed"],
-    )
+    train_set = make_train_set(conf, train_manifest)
     valid_set = FixedMixtureDataset(valid_csv, sample_rate=data["sample_rate"])
     loader_args = dict(
         batch_size=conf["training"]["batch_size"],
@@ -76,6 +88,7 @@ def main(conf: dict, train_manifest: str, valid_csv: str, exp_dir: str) -> str:
         lr=conf["optim"]["lr"],
         weight_decay=conf["optim"]["weight_decay"],
         warmup_steps=conf["optim"]["warmup_steps"],
+        half_lr_patience=conf["optim"]["half_lr_patience"],
     )
     system = TextConditionedSystem(
         model=model,
@@ -105,6 +118,7 @@ def main(conf: dict, train_manifest: str, valid_csv: str, exp_dir: str) -> str:
         num_nodes=num_nodes,
         strategy="ddp" if distributed else "auto",
         sync_batchnorm=distributed,
+        precision=training_precision(conf["training"]["precision"]),
         gradient_clip_val=5.0,
         log_every_n_steps=10,
         enable_model_summary=False,

@@ -28,8 +28,9 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from eval import score  # noqa: E402  (the recipe's own metric code)
+from train import make_train_set  # noqa: E402  (the same training mixtures)
 
-from asteroid_lass.data import FixedMixtureDataset, QueryMixtureDataset  # noqa: E402
+from asteroid_lass.data import FixedMixtureDataset  # noqa: E402
 
 # Sized for the CPU budget of the default recipe (about the LASS `small` model's step time).
 CONVTASNET_ARGS = dict(
@@ -66,15 +67,7 @@ class EpochSystem(System):
 def train(conf: dict, train_manifest: str, valid_csv: str, exp_dir: str) -> str:
     pl.seed_everything(conf["training"]["seed"], workers=True)
     data = conf["data"]
-    train_set = QueryMixtureDataset(
-        train_manifest,
-        sample_rate=data["sample_rate"],
-        segment_seconds=data["segment_seconds"],
-        max_interferers=data["max_interferers"],
-        snr_range=(data["snr_low"], data["snr_high"]),
-        items_per_epoch=data["items_per_epoch"],
-        seed=conf["training"]["seed"],
-    )
+    train_set = make_train_set(conf, train_manifest)
     valid_set = FixedMixtureDataset(valid_csv, sample_rate=data["sample_rate"])
     args = dict(batch_size=conf["training"]["batch_size"], num_workers=data["num_workers"])
     train_loader = DataLoader(TwoSources(train_set), shuffle=True, drop_last=True, **args)

@@ -9,6 +9,7 @@ import yaml
 from asteroid.models.publisher import save_publishable
 
 from asteroid_lass.data import QueryMixtureDataset
+from asteroid_lass.data.datasets import BUILTIN_CORPUS_LICENSE
 
 RECIPE = "asteroid-lass/egs/audioset/lass"
 
@@ -23,17 +24,8 @@ def publish(exp_dir: str) -> str:
     with open(os.path.join(exp_dir, "conf.yml")) as conf_file:
         train_conf = yaml.safe_load(conf_file)
     model_dict["dataset"] = QueryMixtureDataset.dataset_name
-    model_dict["licenses"] = [
-        dict(
-            title="asteroid-lass built-in corpus (or your manifest's own licenses)",
-            title_link="https://github.com/asteroid-team/asteroid",
-            author="asteroid-lass contributors",
-            author_link="https://github.com/asteroid-team/asteroid",
-            license="MIT",
-            license_link="https://opensource.org/licenses/MIT",
-            non_commercial=False,
-        )
-    ]
+    # The built-in corpus's license; a user's own manifest brings its own terms (see the card).
+    model_dict["licenses"] = [BUILTIN_CORPUS_LICENSE]
     publish_dir = os.path.join(exp_dir, "publish_dir")
     save_publishable(publish_dir, model_dict, metrics=metrics, train_conf=train_conf, recipe=RECIPE)
     model_path = os.path.join(publish_dir, "model.pth")
@@ -86,7 +78,19 @@ def write_model_card(publish_dir, model_dict, metrics, references, train_conf) -
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exp_dir", required=True)
-    print(publish(parser.parse_args(argv).exp_dir))
+    exp_dir = parser.parse_args(argv).exp_dir
+    model_path = publish(exp_dir)
+    card = open(os.path.join(os.path.dirname(model_path), "README.md")).read()
+    table = card.split("## Test metrics")[1].split("## Configuration")[0]
+    print("\n== Summary ==\nTest metrics" + table.rstrip())
+    print(
+        f"\nModel:        {model_path}\nModel card:   {os.path.join(exp_dir, 'publish_dir', 'README.md')}"
+    )
+    print(
+        f"Metrics:      {os.path.join(exp_dir, 'eval', 'final_metrics.json')}, all_metrics.csv, per_class.csv"
+    )
+    print(f"Examples:     {os.path.join(exp_dir, 'eval', 'examples')}")
+    print(f"Checkpoints:  {os.path.join(exp_dir, 'checkpoints')}")
 
 
 if __name__ == "__main__":
