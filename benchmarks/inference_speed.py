@@ -73,6 +73,52 @@ def audiosep_chunked(model, mixture, query_embedding):
     return out
 
 
+def per_window(args) -> None:
+    """Seconds per 10 s window of the base model under each setting, one change at a time."""
+    import torch
+
+    model = _model()
+    embedding = torch.randn(1, 512)
+    windows = torch.randn(4, 1, int(args.window * SAMPLE_RATE)) * 0.1
+
+    def timed(batch, grad_mode, channels_last=False, threads=2, bf16=False):
+        torch.set_num_threads(threads)
+        net = model.to(
+            memory_format=torch.channels_last if channels_last else torch.contiguous_format
+        )
+        context = torch.inference_mode if grad_mode == "inference_mode" else torch.no_grad
+        best = float("inf")
+        for _ in range(2):
+            start = time.perf_counter()
+            with context(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                net.separate_queries(windows[:batch], embedding)
+            best = min(best, time.perf_counter() - start)
+        return best / batch
+
+    settings = [
+        ("no_grad, batch 1, 2 threads", dict(batch=1, grad_mode="no_grad")),
+        ("inference_mode, batch 1", dict(batch=1, grad_mode="inference_mode")),
+        ("inference_mode, batch 2", dict(batch=2, grad_mode="inference_mode")),
+        ("inference_mode, batch 4", dict(batch=4, grad_mode="inference_mode")),
+        (
+            "inference_mode, batch 2, channels_last",
+            dict(batch=2, grad_mode="inference_mode", channels_last=True),
+        ),
+        ("inference_mode, batch 2, 1 thread", dict(batch=2, grad_mode="inference_mode", threads=1)),
+        (
+            "inference_mode, batch 2, bf16 autocast",
+            dict(batch=2, grad_mode="inference_mode", bf16=True),
+        ),
+    ]
+    reference = None
+    for name, setting in settings:
+        seconds = timed(**setting)
+        reference = reference or seconds
+        print(
+            f"  {name:<42} {seconds:6.2f} s per {args.window:.0f} s window (x{reference / seconds:.2f})"
+        )
+
+
 def worker(args) -> None:
     import torch
 
@@ -154,6 +200,7 @@ def main() -> None:
     parser.add_argument("--model", help="With --equivalence: a trained model file.")
     parser.add_argument("--audio", help="With --equivalence: a recording that fits one pass.")
     parser.add_argument("--only-equivalence", action="store_true")
+    parser.add_argument("--per-window", action="store_true", help="Only the per-window study.")
     parser.add_argument("--worker", choices=["ours", "reference"], dest="method")
     parser.add_argument("--worker-seconds", type=float)
     parser.add_argument("--workdir")
@@ -162,6 +209,8 @@ def main() -> None:
         return worker(args)
 
     workdir = tempfile.mkdtemp(prefix="lass-bench-")
+    if args.per_window:
+        return per_window(args)
     if args.only_equivalence:
         print(
             f"chunked vs single full pass: {equivalence(workdir, args.model, args.audio):.1f} dB SNR"

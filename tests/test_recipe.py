@@ -82,6 +82,8 @@ def recipe_run(tmp_path_factory):
             "6",
             "--python_path",
             sys.executable,
+            "--baseline",
+            "convtasnet",
         ],
         cwd=RECIPE,
     )
@@ -106,6 +108,8 @@ def test_recipe_writes_every_file_with_sane_values(recipe_run):
         "eval/references.json",
         "publish_dir/model.pth",
         "publish_dir/README.md",
+        "convtasnet/best_model.pth",
+        "compare.md",
     ]:
         assert os.path.isfile(os.path.join(exp_dir, path)), path
     for name in ["mixture.wav", "target.wav", "estimate.wav", "spectrograms.png"]:
@@ -118,6 +122,9 @@ def test_recipe_writes_every_file_with_sane_values(recipe_run):
     assert abs(references["mixture"]["si_sdr_imp"]) < 1e-6  # 0 dB by definition
     assert references["oracle_irm"]["si_sdr_imp"] > 3.0  # the mask ceiling is well above it
     assert "Test metrics" in open(os.path.join(exp_dir, "publish_dir", "README.md")).read()
+    compare = open(os.path.join(exp_dir, "compare.md")).read()
+    for row in ["LASSResUNet (text query)", "ConvTasNet, 2 outputs, oracle pick", "oracle IRM"]:
+        assert row in compare, row
     best_k = json.load(open(os.path.join(exp_dir, "best_k_models.json")))
     assert best_k and all(np.isfinite(v) for v in best_k.values())
 

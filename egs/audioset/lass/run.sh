@@ -27,7 +27,8 @@ data_dir=data
 
 # Training (the rest of the defaults live in local/conf.yml)
 epochs=""
-devices=1
+devices=1        # GPUs (or processes) per node; >1 trains with DDP and synchronised BatchNorm
+num_nodes=1
 baseline=""      # convtasnet: also train and evaluate Asteroid's ConvTasNet (compare.md)
 
 . utils/parse_options.sh
@@ -61,6 +62,7 @@ if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   echo "Stage 2: training in ${exp_dir}"
   ${python_path} train.py --conf "${conf}" --train_manifest "${data_dir}/train.csv" \
     --valid_csv "${mixtures}/valid.csv" --exp_dir "${exp_dir}" --devices "${devices}" \
+    --num_nodes "${num_nodes}" \
     "${train_args[@]}"
   if [ "${baseline}" = convtasnet ]; then
     echo "Stage 2b: ConvTasNet baseline in ${exp_dir}/convtasnet (same data, same budget)"
