@@ -8,6 +8,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional
 
+from .utils import atomic_write
+
 
 def resample(wav: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
     """Band-limited resampling along the last axis (identity when the rates match).
@@ -48,13 +50,11 @@ def write_audio_atomic(path: str, wav: np.ndarray, sample_rate: int) -> None:
     A crash mid-write never leaves a truncated file under the final name.
     """
     wav = np.asarray(wav)
-    data = wav.T if wav.ndim == 2 else wav
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp_path = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        sf.write(tmp_path, data, int(sample_rate), format="WAV", subtype="FLOAT")
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+    with atomic_write(path) as tmp_path:
+        sf.write(
+            tmp_path,
+            wav.T if wav.ndim == 2 else wav,
+            int(sample_rate),
+            format="WAV",
+            subtype="FLOAT",
+        )

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .models import LASSResUNet
+from .models.base import save_model_file
 
 SEPARATOR_PREFIX = "ss_model."
 QUERY_ENCODER_PREFIX = "query_encoder."
@@ -182,18 +183,5 @@ def convert_audiosep(
     model.load_state_dict(map_audiosep_state_dict(separator_state, model))
     model.eval()
     if out_path is not None:
-        save_model(model, out_path)
+        save_model_file(model, out_path)
     return model
-
-
-def save_model(model: torch.nn.Module, out_path: str) -> None:
-    """``torch.save(model.serialize())`` through a temp file and a rename."""
-    directory = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(directory, exist_ok=True)
-    tmp_path = os.path.join(directory, f".{os.path.basename(out_path)}.{os.getpid()}.tmp")
-    try:
-        torch.save(model.serialize(), tmp_path)
-        os.replace(tmp_path, out_path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)

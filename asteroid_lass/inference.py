@@ -6,6 +6,7 @@ windows go through the model in batches. Files are read and written in blocks, s
 not grow with the file's length. Query embeddings are computed once per call.
 """
 
+import contextlib
 import math
 import os
 import re
@@ -17,6 +18,7 @@ import soundfile as sf
 import torch
 
 from .audio import resample
+from .utils import atomic_write
 
 # Samples of context (at the file's rate) read around each window when resampling, so that
 # the resampler's edge effects fall outside the part that is kept.
@@ -350,14 +352,16 @@ def separate_file(
             f"Output exists: {existing[0]} (pass force=True / --force to overwrite)."
         )
     separator = ChunkedSeparator(model, queries, negative, residual, window, overlap, batch_size)
-    for destination in destinations:
-        os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
-    temporaries = [f"{d}.{os.getpid()}.tmp.wav" for d in destinations]
-    writers = [
-        sf.SoundFile(t, "w", samplerate=info.samplerate, channels=info.channels, subtype="FLOAT")
-        for t in temporaries
-    ]
-    try:
+    # Every output is renamed into place only when all of them are complete (atomic_write);
+    # the SoundFiles, entered after, are closed before that.
+    with contextlib.ExitStack() as outputs:
+        temporaries = [outputs.enter_context(atomic_write(d)) for d in destinations]
+        writers = [
+            outputs.enter_context(
+                sf.SoundFile(t, "w", info.samplerate, info.channels, subtype="FLOAT")
+            )
+            for t in temporaries
+        ]
         with sf.SoundFile(path) as reader:
             blocks = _BlockReader(reader, int(block_seconds * info.samplerate))
 
@@ -366,15 +370,6 @@ def separate_file(
                     writer.write(output.T)
 
             separator.run(blocks.read, info.frames, info.samplerate, write, progress)
-        for writer in writers:
-            writer.close()
-        for temporary, destination in zip(temporaries, destinations):
-            os.replace(temporary, destination)
-    finally:
-        for writer, temporary in zip(writers, temporaries):
-            writer.close()
-            if os.path.exists(temporary):
-                os.remove(temporary)
     return destinations
 
 

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..audio import read_audio, resample
+from ..utils import atomic_write
 from .manifest import LABEL_SEPARATOR, load_manifest, split_labels
 from .mixing import mix
 
@@ -298,9 +299,8 @@ def write_fixed_mixtures(
                 target_labels=recipe["target_labels"],
             )
         )
-    tmp_path = f"{csv_path}.{os.getpid()}.tmp"
-    pd.DataFrame(rows, columns=list(FIXED_COLUMNS)).to_csv(tmp_path, index=False)
-    os.replace(tmp_path, csv_path)
+    with atomic_write(csv_path) as tmp_path:
+        pd.DataFrame(rows, columns=list(FIXED_COLUMNS)).to_csv(tmp_path, index=False)
     with open(os.path.splitext(csv_path)[0] + ".json", "w") as meta:
         json.dump(dict(sample_rate=dataset.sample_rate, segment=dataset.segment, seed=seed), meta)
     return csv_path

@@ -13,6 +13,8 @@ from typing import List
 import pandas as pd
 import soundfile as sf
 
+from ..utils import atomic_write
+
 REQUIRED_COLUMNS = ("path", "labels")
 OPTIONAL_COLUMNS = ("caption", "duration", "sample_rate")
 LABEL_SEPARATOR = ";"
@@ -104,8 +106,6 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
 
 def write_manifest(rows: List[dict], csv_path: str) -> str:
     """Write rows (``path`` relative to the CSV's folder, ``labels``, ...) atomically."""
-    table = pd.DataFrame(rows)
-    tmp_path = f"{csv_path}.{os.getpid()}.tmp"
-    table.to_csv(tmp_path, index=False)
-    os.replace(tmp_path, csv_path)
+    with atomic_write(csv_path) as tmp_path:
+        pd.DataFrame(rows).to_csv(tmp_path, index=False)
     return csv_path

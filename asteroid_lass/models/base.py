@@ -9,6 +9,7 @@ import torch
 from asteroid.models.base_models import BaseModel
 
 from ..queries import AudioQuery, QueryEncoder, build_query_encoder
+from ..utils import atomic_write
 
 #: What ``forward_wav``/``separate`` accept as a query.
 Query = Union[str, Sequence[str], AudioQuery, torch.Tensor, np.ndarray]
@@ -280,3 +281,10 @@ def load_model_file(path_or_hub_id: str) -> dict:
             "model_args and state_dict, as written by model.serialize())."
         )
     return conf
+
+
+def save_model_file(model: BaseModel, out_path: str) -> None:
+    """``torch.save(model.serialize())`` through a temp file and a rename, so an interrupted
+    save never leaves a truncated model under the final name."""
+    with atomic_write(out_path) as tmp_path:
+        torch.save(model.serialize(), tmp_path)

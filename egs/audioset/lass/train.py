@@ -16,7 +16,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from asteroid_lass import LASSResUNet
-from asteroid_lass.convert import save_model
+from asteroid_lass.models.base import save_model_file
 from asteroid_lass.data import FixedMixtureDataset, QueryMixtureDataset
 from asteroid_lass.queries import build_query_encoder
 from asteroid_lass.system import (
@@ -134,7 +134,7 @@ def main(conf: dict, train_manifest: str, valid_csv: str, exp_dir: str) -> str:
     state = torch.load(best_path, map_location="cpu", weights_only=False)  # our own checkpoint
     system.load_state_dict(state["state_dict"])
     model_path = os.path.join(exp_dir, "best_model.pth")
-    save_model(system.model.cpu(), model_path)
+    save_model_file(system.model.cpu(), model_path)
     return model_path
 
 
