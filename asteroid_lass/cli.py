@@ -31,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     sep.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available).")
     sep.add_argument("--window", type=float, default=10.0, help="Window length in seconds.")
     sep.add_argument("--overlap", type=float, default=0.25, help="Window overlap fraction.")
-    sep.add_argument("--batch", type=int, default=2, help="Windows per forward pass.")
+    sep.add_argument(
+        "--batch", type=int, default=None, help="Windows per pass (default: 1 on CPU, 4 on GPU)."
+    )
     sep.add_argument("--force", action="store_true", help="Overwrite existing outputs.")
     sep.add_argument("--no-progress", action="store_true", help="No progress bar.")
 

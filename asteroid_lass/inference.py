@@ -84,13 +84,14 @@ class ChunkedSeparator:
     Args:
         model: A :class:`~asteroid_lass.models.BaseQueryModel` (e.g. ``LASSResUNet``).
         queries: Texts (or embeddings) of the sources to extract.
-        negative: Texts of sounds to remove from every positive estimate: each negative source
-            is separated too, and the part of a positive estimate that projects onto it is
-            subtracted (see the README for why this was chosen).
+        negative: Texts of sounds to keep out of every estimate: each query embedding becomes
+            normalize(e_query - 0.25 * sum(e_negative)) (see :func:`combine_negative` and the
+            README for the measurement behind this choice).
         residual: Also return "everything else" (mixture minus the positive estimates).
         window: Window length in seconds.
         overlap: Fraction of a window shared with the next one (0 to 0.5).
-        batch_size: Windows per forward pass.
+        batch_size: Windows per forward pass (default: 1 on the CPU, where batching windows
+            gains nothing and doubles activation memory; 4 on a GPU).
     """
 
     def __init__(
@@ -101,10 +102,13 @@ class ChunkedSeparator:
         residual: bool = False,
         window: float = 10.0,
         overlap: float = 0.25,
-        batch_size: int = 2,
+        batch_size: Optional[int] = None,
     ):
         if not queries:
             raise ValueError("No query given: pass at least one query.")
+        if batch_size is None:
+            on_gpu = next(model.parameters()).device.type == "cuda"
+            batch_size = 4 if on_gpu else 1
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         self.model = model
@@ -113,10 +117,11 @@ class ChunkedSeparator:
         self.batch_size = int(batch_size)
         self.residual = bool(residual)
         self.n_queries = len(queries)
-        self.n_negative = len(negative)
-        embeddings = [model.embed_query(q) for q in queries]
-        embeddings += [model.embed_query(q) for q in negative]
-        self.query_embeddings = torch.cat(embeddings)  # (n_queries + n_negative, dim)
+        embeddings = torch.cat([model.embed_query(q) for q in queries])
+        if negative:
+            negatives = torch.cat([model.embed_query(q) for q in negative])
+            embeddings = combine_negative(embeddings, negatives)
+        self.query_embeddings = embeddings  # (n_queries, dim), computed once per call
 
     @property
     def n_outputs(self) -> int:
@@ -130,13 +135,11 @@ class ChunkedSeparator:
         # A mono model separates each channel of a multi-channel file independently.
         per_item = chunks.reshape(batch * n_chan // model_chan, model_chan, n_samples)
         device = self.query_embeddings.device
-        estimates = self.model.separate_queries(per_item.to(device), self.query_embeddings)
+        estimates = self.model.separate_queries(
+            per_item.to(device), self.query_embeddings, channels_last=True
+        )
         estimates = estimates.reshape(batch, n_chan // model_chan, -1, model_chan, n_samples)
-        estimates = estimates.transpose(1, 2).reshape(batch, -1, n_chan, n_samples).cpu()
-        positive = estimates[:, : self.n_queries]
-        if self.n_negative:
-            positive = remove_negative(positive, estimates[:, self.n_queries :])
-        return positive
+        return estimates.transpose(1, 2).reshape(batch, -1, n_chan, n_samples).cpu()
 
     def run(
         self,
@@ -228,23 +231,29 @@ def _length(plan: WindowPlan, index: int) -> int:
     return stop - start
 
 
-def remove_negative(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
-    """Subtract from each positive estimate its projection onto the negative estimates.
+#: How far each negative query pushes a query embedding away (measured on the default test set:
+#: 0.25 keeps the mean SI-SDRi and improves the median; 1.0 costs 3 dB).
+NEGATIVE_WEIGHT = 0.25
+
+
+def combine_negative(
+    queries: torch.Tensor, negatives: torch.Tensor, weight: float = NEGATIVE_WEIGHT
+) -> torch.Tensor:
+    """Condition on "the query, not the negatives": normalize(e_q - weight * sum(e_neg)).
+
+    Query encoders give unit vectors and the separator was trained on them, so the result is
+    renormalised. Measured against separating each negative and subtracting its projection
+    from the estimate, this keeps more of the target (the negative estimate leaks some of it).
 
     Args:
-        positive: (batch, n_queries, channels, time)
-        negative: (batch, n_negative, channels, time)
+        queries: (n_queries, dim) embeddings.
+        negatives: (n_negative, dim) embeddings.
 
     Returns:
-        torch.Tensor: (batch, n_queries, channels, time)
+        torch.Tensor: (n_queries, dim)
     """
-    for k in range(negative.shape[1]):
-        reference = negative[:, k : k + 1]
-        energy = reference.square().sum(-1, keepdim=True).clamp_min(1e-8)
-        # Only remove what is really shared: a gain in [0, 1] of the negative estimate.
-        gain = ((positive * reference).sum(-1, keepdim=True) / energy).clamp(0.0, 1.0)
-        positive = positive - gain * reference
-    return positive
+    combined = queries - weight * negatives.sum(dim=0, keepdim=True)
+    return torch.nn.functional.normalize(combined, dim=-1)
 
 
 def separate_waveform(
@@ -256,7 +265,7 @@ def separate_waveform(
     residual: bool = False,
     window: float = 10.0,
     overlap: float = 0.25,
-    batch_size: int = 2,
+    batch_size: Optional[int] = None,
 ) -> np.ndarray:
     """Separate an in-memory signal.
 
@@ -307,7 +316,7 @@ def separate_file(
     resample: bool = True,
     window: float = 10.0,
     overlap: float = 0.25,
-    batch_size: int = 2,
+    batch_size: Optional[int] = None,
     block_seconds: float = 60.0,
     progress: Optional[Callable[[int], None]] = None,
 ) -> List[str]:

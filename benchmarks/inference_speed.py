@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--window", type=float, default=10.0)
     parser.add_argument("--overlap", type=float, default=0.25)
-    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--equivalence", action="store_true", help="Also chunked vs full pass.")
     parser.add_argument("--model", help="With --equivalence: a trained model file.")

@@ -4,8 +4,9 @@ For every test mixture (target + interferers), the positive query is the target'
 negative query names an interferer's class. Compared, by mean SI-SDRi of the target estimate:
 - ``none``: the positive query alone (the reference);
 - ``projection``: separate the negative too and subtract the positive estimate's projection
-  onto it (what ``asteroid_lass.inference`` does);
-- ``embedding``: condition on normalize(e_pos - alpha * e_neg), for a few alphas.
+  onto it (gain clipped to [0, 1]);
+- ``embedding``: condition on normalize(e_pos - alpha * e_neg), for a few alphas (what
+  ``asteroid_lass.inference`` does, with alpha 0.25).
 
     python benchmarks/negative_queries.py --model exp/<tag>/best_model.pth \
         --test_csv data/mixtures/test.csv --manifest data/test.csv
@@ -15,12 +16,17 @@ import argparse
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from asteroid_lass import LASSResUNet
 from asteroid_lass.data import FixedMixtureDataset, load_manifest
-from asteroid_lass.inference import remove_negative
+from asteroid_lass.inference import combine_negative
 from asteroid_lass.system import si_sdr_improvement
+
+
+def remove_projection(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """positive - clip(<p, n> / <n, n>, 0, 1) * n, along time."""
+    gain = (positive * negative).sum(-1, keepdim=True) / negative.square().sum(-1, keepdim=True)
+    return positive - gain.clamp(0.0, 1.0) * negative
 
 
 def main() -> None:
@@ -47,10 +53,10 @@ def main() -> None:
             )
             estimates = {
                 "none": both[:, 0],
-                "projection": remove_negative(both[:, :1], both[:, 1:])[:, 0],
+                "projection": remove_projection(both[:, 0], both[:, 1]),
             }
             for alpha in args.alphas:
-                combined = F.normalize(positive_emb - alpha * negative_emb, dim=-1)[None]
+                combined = combine_negative(positive_emb[None], negative_emb[None], alpha)
                 estimates[f"embedding a={alpha}"] = model(mixture[None], combined)
             for name, estimate in estimates.items():
                 improvement = si_sdr_improvement(

@@ -349,9 +349,9 @@ class FixedMixtureDataset(MixingSettings, Dataset):
             self.recipes.append(
                 dict(
                     mixture_id=row.mixture_id,
-                    target_path=os.path.join(root, row.target_path),
+                    target_path=os.path.normpath(os.path.join(root, row.target_path)),
                     target_offset=int(row.target_offset),
-                    interferer_paths=[os.path.join(root, p) for p in paths],
+                    interferer_paths=[os.path.normpath(os.path.join(root, p)) for p in paths],
                     interferer_offsets=[int(o) for o in split_labels(row.interferer_offsets)],
                     snr_db=float(row.snr_db),
                     query=str(row.query),

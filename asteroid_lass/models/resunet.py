@@ -90,9 +90,9 @@ class ResidualUnit(nn.Module):
         Returns:
             torch.Tensor: (batch, out_channels, time, freq)
         """
-        h = F.leaky_relu(self.bn1(x) + _film(self.film1, query_embedding), LEAKY_SLOPE)
+        h = F.leaky_relu_(self.bn1(x) + _film(self.film1, query_embedding), LEAKY_SLOPE)
         h = self.conv1(h)
-        h = F.leaky_relu(self.bn2(h) + _film(self.film2, query_embedding), LEAKY_SLOPE)
+        h = F.leaky_relu_(self.bn2(h) + _film(self.film2, query_embedding), LEAKY_SLOPE)
         h = self.conv2(h)
         identity = x if self.shortcut is None else self.shortcut(x)
         return identity + h
@@ -143,7 +143,7 @@ class DecoderBlock(nn.Module):
     def forward(
         self, x: torch.Tensor, skip: torch.Tensor, query_embedding: torch.Tensor
     ) -> torch.Tensor:
-        h = F.leaky_relu(self.bn(x) + _film(self.film, query_embedding), LEAKY_SLOPE)
+        h = F.leaky_relu_(self.bn(x) + _film(self.film, query_embedding), LEAKY_SLOPE)
         h = torch.cat((self.upsample(h), skip), dim=1)
         return self.unit(h, query_embedding)
 
@@ -274,7 +274,7 @@ class LASSResUNet(BaseQueryModel):
         return self.separate_queries(mixture, query_embedding[:, None])[:, 0]
 
     def separate_queries(
-        self, mixture: torch.Tensor, query_embeddings: torch.Tensor
+        self, mixture: torch.Tensor, query_embeddings: torch.Tensor, channels_last: bool = False
     ) -> torch.Tensor:
         """Extract several queried sources from each mixture, computing its STFT once.
 
@@ -282,6 +282,10 @@ class LASSResUNet(BaseQueryModel):
             mixture: (batch, in_channels, time)
             query_embeddings: (batch, n_queries, condition_dim), or (n_queries, condition_dim)
                 to ask every mixture the same queries.
+            channels_last: Run the convolutions on channels-last activations: oneDNN's NHWC
+                kernels make ``base`` about 1.27x faster on the CPU, at a float32 rounding
+                difference (about 1e-4 relative) from the default layout, which matches
+                AudioSep's code to 5e-5. Chunked inference uses it; ``forward`` does not.
 
         Returns:
             torch.Tensor: (batch, n_queries, in_channels, time)
@@ -298,7 +302,7 @@ class LASSResUNet(BaseQueryModel):
 
         # float32 for the mask and the complex arithmetic, also under bf16/fp16 autocast
         mask_logits = self.estimate_mask(
-            magnitude, query_embeddings.reshape(batch * n_queries, -1)
+            magnitude, query_embeddings.reshape(batch * n_queries, -1), channels_last
         ).float()
         mask_magnitude = torch.sigmoid(mask_logits[:, :, 0])
         rotation = torch.complex(torch.tanh(mask_logits[:, :, 1]), torch.tanh(mask_logits[:, :, 2]))
@@ -307,12 +311,16 @@ class LASSResUNet(BaseQueryModel):
         wav = self.istft(estimate, length=n_samples)
         return wav.reshape(batch, n_queries, n_chan, n_samples)
 
-    def estimate_mask(self, magnitude: torch.Tensor, query_embedding: torch.Tensor) -> torch.Tensor:
+    def estimate_mask(
+        self, magnitude: torch.Tensor, query_embedding: torch.Tensor, channels_last: bool = False
+    ) -> torch.Tensor:
         """Run the U-Net on a magnitude spectrogram.
 
         Args:
             magnitude: (batch, in_channels, frames, n_fft // 2 + 1)
             query_embedding: (batch, condition_dim)
+            channels_last: Run the convolutions on channels-last activations (see
+                :meth:`separate_queries`).
 
         Returns:
             torch.Tensor: Mask logits, (batch, in_channels, 3, frames, n_fft // 2 + 1): the
@@ -323,6 +331,8 @@ class LASSResUNet(BaseQueryModel):
         x = F.pad(x, (0, 0, 0, -n_frames % TIME_MULTIPLE))
         x = x[..., : n_freq - 1]  # drop the top bin so frequency divides by 64
         x = self.pre_conv(x)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         skips = []
         for block in self.encoder_blocks:
             x, skip = block(x, query_embedding)
