@@ -16,7 +16,6 @@ from .models import LASSResUNet
 from .models.base import save_model_file
 
 SEPARATOR_PREFIX = "ss_model."
-QUERY_ENCODER_PREFIX = "query_encoder."
 
 # Tensors that the torch.stft implementation does not need, and the decoder BN/FiLM layers
 # that AudioSep creates but never uses in its forward pass.

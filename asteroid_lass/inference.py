@@ -116,16 +116,11 @@ class ChunkedSeparator:
         self.overlap = float(overlap)
         self.batch_size = int(batch_size)
         self.residual = bool(residual)
-        self.n_queries = len(queries)
         embeddings = torch.cat([model.embed_query(q) for q in queries])
         if negative:
             negatives = torch.cat([model.embed_query(q) for q in negative])
             embeddings = combine_negative(embeddings, negatives)
         self.query_embeddings = embeddings  # (n_queries, dim), computed once per call
-
-    @property
-    def n_outputs(self) -> int:
-        return self.n_queries + int(self.residual)
 
     @torch.inference_mode()
     def _separate_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
@@ -156,7 +151,8 @@ class ChunkedSeparator:
                 (channels, stop - start) float32.
             length: Signal length in samples.
             sample_rate: Its sample rate; windows are resampled to the model's rate.
-            write: Receives consecutive finished blocks, (n_outputs, channels, block).
+            write: Receives consecutive finished blocks, (n_queries [+ 1 residual], channels,
+                block).
             progress: Called with the number of samples finished after each block.
         """
         if length <= 0:
