@@ -67,10 +67,9 @@ def _collect_inputs(inputs: List[str]) -> List[str]:
 
 
 def _load_model(model: str, clap_checkpoint: Optional[str], device: str):
-    from .models.base import load_model_file
     from asteroid.models import BaseModel
 
-    import asteroid_lass  # noqa: F401  registers the models
+    from .models.base import load_model_file  # importing the package registered the models
 
     try:
         conf = load_model_file(model)

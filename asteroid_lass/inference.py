@@ -17,7 +17,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from .audio import resample
+from .audio import resample as resample_wav
 from .utils import atomic_write
 
 # Samples of context (at the file's rate) read around each window when resampling, so that
@@ -194,17 +194,18 @@ class ChunkedSeparator:
             chunks.append(torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32)))
         lengths = {c.shape[-1] for c in chunks}
         if len(lengths) == 1:
-            batch = resample(torch.stack(chunks), sample_rate, model_rate)
+            batch = resample_wav(torch.stack(chunks), sample_rate, model_rate)
             estimates = list(self._separate_chunks(batch))
         else:  # context clipped at the file's edges: different lengths, one at a time
             estimates = [
-                self._separate_chunks(resample(c[None], sample_rate, model_rate))[0] for c in chunks
+                self._separate_chunks(resample_wav(c[None], sample_rate, model_rate))[0]
+                for c in chunks
             ]
         results = []
         for index, mixture, estimate, chunk in zip(group, mixtures, estimates, chunks):
             start, stop = plan.bounds(index)
             lo = max(0, start - context)
-            estimate = resample(estimate, model_rate, sample_rate)[..., : chunk.shape[-1]]
+            estimate = resample_wav(estimate, model_rate, sample_rate)[..., : chunk.shape[-1]]
             estimate = estimate[..., start - lo : stop - lo].numpy()
             results.append((mixture, np.array(estimate, dtype=np.float32)))
         return results

@@ -86,7 +86,10 @@ def training_precision(setting: str = "auto") -> str:
         return setting
     if torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32"
-    return "bf16-mixed" if torch.cpu._is_avx512_bf16_supported() else "32"
+    # Private torch probes (stable since 2.1); absent ones count as "no native bf16".
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    native = any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+    return "bf16-mixed" if native else "32"
 
 
 def si_sdr_improvement(mixture, estimate, target) -> torch.Tensor:

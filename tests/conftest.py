@@ -58,6 +58,20 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Modul
     return model
 
 
+def small_corpus(root, classes, clips_per_class=2, split="s", seconds_range=(1.0, 1.2)) -> str:
+    """A few short built-in-corpus clips at 8 kHz of the given classes; returns the manifest."""
+    from asteroid_lass.data.synth import make_corpus
+
+    return make_corpus(
+        str(root),
+        clips_per_class=clips_per_class,
+        sample_rate=8000,
+        seconds_range=seconds_range,
+        classes=list(classes),
+        split=split,
+    )
+
+
 def write_wav(path, wav: np.ndarray, sample_rate: int) -> str:
     """(channels, time) or (time,) float array to a wav file."""
     wav = np.asarray(wav, dtype=np.float32)

@@ -8,7 +8,7 @@ import torch
 from asteroid_lass.data import load_manifest
 from asteroid_lass.data.audioset import prepare_audioset, ytid_from_filename
 from asteroid_lass.data.shards import ShardedQueryMixtureDataset, iterate_shard_clips, write_shards
-from asteroid_lass.data.synth import make_corpus
+from conftest import small_corpus
 
 CLASS_LABELS = """index,mid,display_name
 0,/m/09x0r,"Speech"
@@ -75,14 +75,7 @@ def test_prepare_audioset_on_a_fake_layout(tmp_path):
 
 
 def test_shards_round_trip_and_stream_label_disjoint_mixtures(tmp_path):
-    manifest = make_corpus(
-        str(tmp_path),
-        clips_per_class=3,
-        sample_rate=8000,
-        seconds_range=(1, 1.5),
-        classes=["Siren", "Drum", "Wind", "Bell"],
-        split="s",
-    )
+    manifest = small_corpus(tmp_path, ["Siren", "Drum", "Wind", "Bell"], 3, seconds_range=(1, 1.5))
     table = load_manifest(manifest)
     shards = write_shards(table, str(tmp_path / "shards"), sample_rate=8000, clips_per_shard=5)
     assert [os.path.basename(s) for s in shards] == [
@@ -116,3 +109,19 @@ def test_shards_round_trip_and_stream_label_disjoint_mixtures(tmp_path):
     loader = torch.utils.data.DataLoader(dataset, batch_size=5, num_workers=2)
     assert sum(batch[0].shape[0] for batch in loader) == 30
     assert len(list(dataset)) == 30 and torch.equal(list(dataset)[0][0], items[0][0])
+
+
+def test_sharded_stream_names_its_configuration_errors(tmp_path):
+    import pytest
+
+    manifest = small_corpus(tmp_path, ["Siren", "Drum"])
+    shards = write_shards(manifest, str(tmp_path / "shards"), sample_rate=8000)
+    assert len(shards) == 1
+    dataset = ShardedQueryMixtureDataset(shards, 8000, segment_seconds=0.5, items_per_epoch=4)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2)
+    with pytest.raises(ValueError, match="fewer shards than workers"):  # webdataset's check
+        list(loader)
+    only_sirens = small_corpus(tmp_path / "one", ["Siren"], 3)
+    one_class = write_shards(only_sirens, str(tmp_path / "one_shards"), sample_rate=8000)
+    with pytest.raises(ValueError, match="disjoint labels"):
+        list(ShardedQueryMixtureDataset(one_class, 8000, segment_seconds=0.5, items_per_epoch=2))

@@ -118,6 +118,12 @@ def test_query_embeddings_are_cached_by_string(tiny_model):
     assert len(encoder._text_cache) == size
 
 
+def test_file_without_a_query_is_refused(tiny_model, tmp_path):
+    path = write_wav(tmp_path / "mix.wav", np.zeros(1600, np.float32), 16000)
+    with pytest.raises(ValueError, match="No query given"):
+        tiny_model.separate(path)
+
+
 @pytest.mark.parametrize("query", ["", "   ", []])
 def test_empty_query_is_refused(tiny_model, query):
     with pytest.raises(ValueError, match="(?i)empty|no query"):

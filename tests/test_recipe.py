@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import small_corpus
 
 RECIPE = os.path.join(os.path.dirname(__file__), "..", "egs", "audioset", "lass")
 
@@ -204,3 +205,31 @@ def test_interrupted_training_resumes_from_its_checkpoint(recipe_run):
     logs = sorted(os.listdir(os.path.join(exp_dir, "lightning_logs")))
     resumed = pd.read_csv(os.path.join(exp_dir, "lightning_logs", logs[-1], "metrics.csv"))
     assert resumed["epoch"].dropna().min() == 2  # epochs 0 and 1 were not trained again
+
+
+def test_stage0_takes_a_users_manifests_from_another_folder(tmp_path):
+    from asteroid_lass.data import load_manifest
+
+    own = tmp_path / "my_sounds"
+    train = small_corpus(own, ["Siren", "Drum"], 2, split="train")
+    test = small_corpus(own, ["Siren", "Drum"], 1, split="test")
+    data_dir = tmp_path / "recipe_data"
+    _run(
+        [
+            sys.executable,
+            "local/prepare_data.py",
+            "manifests",
+            "--dataset",
+            "manifest",
+            "--data_dir",
+            str(data_dir),
+            "--train_manifest",
+            train,
+            "--test_manifest",
+            test,
+        ],
+        cwd=RECIPE,
+    )
+    copied = load_manifest(str(data_dir / "train.csv"))  # every path still resolves
+    assert sorted(copied["path"]) == sorted(load_manifest(train)["path"])
+    assert len(load_manifest(str(data_dir / "test.csv"))) == 2

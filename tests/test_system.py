@@ -6,7 +6,6 @@ from torch.utils.data import DataLoader
 
 from asteroid_lass import LASSResUNet
 from asteroid_lass.data import FixedMixtureDataset, QueryMixtureDataset, write_fixed_mixtures
-from asteroid_lass.data.synth import make_corpus
 from asteroid_lass.queries import build_query_encoder
 from asteroid_lass.system import (
     TextConditionedSystem,
@@ -14,6 +13,7 @@ from asteroid_lass.system import (
     make_optimizer_and_scheduler,
     warmup_factor,
 )
+from conftest import small_corpus
 
 
 class _LossRecorder(pl.Callback):
@@ -25,13 +25,8 @@ class _LossRecorder(pl.Callback):
 
 
 def test_system_trains_on_wav_files_and_loss_decreases(tmp_path):
-    manifest = make_corpus(
-        str(tmp_path),
-        clips_per_class=2,
-        sample_rate=8000,
-        seconds_range=(1.0, 1.5),
-        classes=["Siren", "Drum", "Wind", "Bell"],
-        split="t",
+    manifest = small_corpus(
+        tmp_path, ["Siren", "Drum", "Wind", "Bell"], split="t", seconds_range=(1.0, 1.5)
     )
     sampler = QueryMixtureDataset(manifest, 8000, segment_seconds=1.0, seed=0)
     fixed = FixedMixtureDataset(

@@ -46,6 +46,29 @@ BUILTIN_CORPUS_LICENSE = dict(
 )
 
 
+def random_offset(rng: np.random.Generator, clip_samples: int, segment: int) -> int:
+    """Start of a uniformly random ``segment``-long crop of a clip (0 if the clip is shorter)."""
+    spare = clip_samples - segment
+    return int(rng.integers(0, spare + 1)) if spare > 0 else 0
+
+
+def crop(clip: np.ndarray, offset: int, length: int) -> np.ndarray:
+    """``length`` samples from ``offset``, zero-padded past the clip's end."""
+    clip = clip[offset : offset + length]
+    if clip.shape[0] < length:
+        clip = np.pad(clip, (0, length - clip.shape[0]))
+    return clip
+
+
+def corpus_infos(dataset_name: str) -> dict:
+    """Asteroid-style ``get_infos()`` of a dataset built on the built-in corpus."""
+    return dict(
+        dataset=dataset_name,
+        task="text-queried single-source extraction",
+        licenses=[BUILTIN_CORPUS_LICENSE],
+    )
+
+
 class ClipStore:
     """Decodes clips once, as mono float32 at one sample rate, and keeps them in memory.
 
@@ -70,11 +93,8 @@ class ClipStore:
         return clip
 
     def crop(self, path: str, offset: int, length: int) -> np.ndarray:
-        """``length`` samples from ``offset``, zero-padded past the clip's end."""
-        clip = self.get(path)[offset : offset + length]
-        if clip.shape[0] < length:
-            clip = np.pad(clip, (0, length - clip.shape[0]))
-        return clip
+        """``length`` samples of the clip from ``offset``, zero-padded past its end."""
+        return crop(self.get(path), offset, length)
 
 
 def draw_query(
@@ -142,11 +162,7 @@ class MixingSettings:
         self.epoch = int(epoch)
 
     def get_infos(self) -> dict:
-        return dict(
-            dataset=self.dataset_name,
-            task="text-queried single-source extraction",
-            licenses=[BUILTIN_CORPUS_LICENSE],
-        )
+        return corpus_infos(self.dataset_name)
 
 
 class QueryMixtureDataset(MixingSettings, Dataset):
@@ -214,15 +230,14 @@ class QueryMixtureDataset(MixingSettings, Dataset):
         return np.array([j for j, other in enumerate(self._labels) if not labels & other])
 
     def _offset(self, rng: np.random.Generator, index: int) -> int:
-        available = int(self._durations[index] * self.sample_rate) - self.segment
-        return int(rng.integers(0, available + 1)) if available > 0 else 0
+        clip_samples = int(self._durations[index] * self.sample_rate)
+        return random_offset(rng, clip_samples, self.segment)
 
     def _query(self, rng: np.random.Generator, index: int) -> str:
-        row = self.table.iloc[index]
         return draw_query(
             rng,
-            row["label_list"],
-            row["caption"],
+            self.table["label_list"].iat[index],
+            self.table["caption"].iat[index],
             self.query_source,
             self.template_probability,
             self.templates,
@@ -301,12 +316,15 @@ def write_fixed_mixtures(
         )
     with atomic_write(csv_path) as tmp_path:
         pd.DataFrame(rows, columns=list(FIXED_COLUMNS)).to_csv(tmp_path, index=False)
-    with open(os.path.splitext(csv_path)[0] + ".json", "w") as meta:
-        json.dump(dict(sample_rate=dataset.sample_rate, segment=dataset.segment, seed=seed), meta)
+    with atomic_write(os.path.splitext(csv_path)[0] + ".json") as tmp_path:
+        with open(tmp_path, "w") as meta:
+            json.dump(
+                dict(sample_rate=dataset.sample_rate, segment=dataset.segment, seed=seed), meta
+            )
     return csv_path
 
 
-class FixedMixtureDataset(MixingSettings, Dataset):
+class FixedMixtureDataset(Dataset):
     """Mixtures listed in a CSV written by :func:`write_fixed_mixtures`.
 
     Args:
@@ -333,7 +351,10 @@ class FixedMixtureDataset(MixingSettings, Dataset):
         if missing:
             raise ValueError(f"{csv_path}: missing columns {missing}.")
         meta_path = os.path.splitext(csv_path)[0] + ".json"
-        meta = json.load(open(meta_path)) if os.path.isfile(meta_path) else {}
+        meta = {}
+        if os.path.isfile(meta_path):
+            with open(meta_path) as meta_file:
+                meta = json.load(meta_file)
         self.sample_rate = int(sample_rate or meta.get("sample_rate", 0))
         if not self.sample_rate:
             raise ValueError(f"{csv_path}: no sample_rate given and no {meta_path}.")
@@ -367,3 +388,6 @@ class FixedMixtureDataset(MixingSettings, Dataset):
         recipe = self.recipes[index]
         mixture, target = render(self.store, recipe, self.segment)
         return torch.from_numpy(mixture), torch.from_numpy(target), recipe["query"]
+
+    def get_infos(self) -> dict:
+        return corpus_infos(self.dataset_name)

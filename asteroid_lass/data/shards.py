@@ -15,7 +15,14 @@ import soundfile as sf
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .datasets import DEFAULT_TEMPLATES, ClipStore, MixingSettings, draw_query
+from .datasets import (
+    DEFAULT_TEMPLATES,
+    ClipStore,
+    MixingSettings,
+    crop,
+    draw_query,
+    random_offset,
+)
 from .manifest import load_manifest
 from .mixing import mix
 
@@ -119,11 +126,7 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
         self.items_per_epoch = int(items_per_epoch)
 
     def _crop(self, rng: np.random.Generator, clip: np.ndarray) -> np.ndarray:
-        spare = clip.shape[0] - self.segment
-        if spare <= 0:
-            return np.pad(clip, (0, -spare))
-        offset = int(rng.integers(0, spare + 1))
-        return clip[offset : offset + self.segment]
+        return crop(clip, random_offset(rng, clip.shape[0], self.segment), self.segment)
 
     def _clips(self) -> Iterator[Tuple[np.ndarray, dict]]:
         while True:  # cycle through the shards for as many items as an epoch needs
@@ -149,12 +152,19 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
             pool.append(clip)
             if len(pool) >= self.pool_size:
                 break
-        produced = 0
+        produced, misses = 0, 0
         while produced < n_items:
             item = self._draw(rng, pool)
             if item is not None:
-                produced += 1
+                produced, misses = produced + 1, 0
                 yield item
+            else:
+                misses += 1
+                if misses > 10 * len(pool):
+                    raise ValueError(
+                        "No two clips in the pool have disjoint labels: nothing to mix "
+                        f"(pool of {len(pool)} clips; raise pool_size or shuffle the shards)."
+                    )
             replacement = next(clips, None)  # refresh the pool as the stream goes on
             if replacement is not None:
                 pool[int(rng.integers(len(pool)))] = replacement

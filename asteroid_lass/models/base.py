@@ -179,6 +179,8 @@ class BaseQueryModel(BaseModel):
             The estimate with the input's type (tensor or array), or for a file the list of
             written paths.
         """
+        if query is None:
+            raise ValueError("No query given: pass query='a dog barking' (or an embedding).")
         if isinstance(wav, (str, os.PathLike)):
             from ..inference import separate_file  # inference imports models
 
@@ -263,17 +265,16 @@ def load_model_file(path_or_hub_id: str) -> dict:
         except Exception as err:
             raise ValueError(
                 f"Could not fetch model {path_or_hub_id!r} from the Hugging Face hub "
-                f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''})"
+                f"({_one_line(err)})"
             ) from err
     else:
         raise FileNotFoundError(f"Model file not found: {path_or_hub_id}")
     try:
         conf = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise ValueError(
             f"Could not load model file {path_or_hub_id} with weights_only=True "
-            f"({type(err).__name__}: {first_line})"
+            f"({_one_line(err)})"
         ) from err
     if not isinstance(conf, dict) or "model_args" not in conf or "state_dict" not in conf:
         raise ValueError(
@@ -281,6 +282,12 @@ def load_model_file(path_or_hub_id: str) -> dict:
             "model_args and state_dict, as written by model.serialize())."
         )
     return conf
+
+
+def _one_line(err: Exception) -> str:
+    """``Type: first line of the message``: library errors can span pages."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"
 
 
 def save_model_file(model: BaseModel, out_path: str) -> None:

@@ -21,7 +21,8 @@ from asteroid_lass import LASSResUNet
 from asteroid_lass.audio import write_audio_atomic
 from asteroid_lass.data import FixedMixtureDataset
 
-METRICS = ["si_sdr", "sdr"]
+METRICS = ["si_sdr", "sdr"]  # Asteroid's get_metrics
+SCORED = METRICS + ["energy_sdr"]  # plus AudioSep's plain-energy SDR
 
 
 def energy_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
@@ -45,11 +46,21 @@ def score(mixture, target, estimate, sample_rate) -> dict:
         mixture[None], target[None], estimate[None], sample_rate=sample_rate, metrics_list=METRICS
     )
     row = {k: float(v) for k, v in metrics.items()}
-    for name in METRICS:
-        row[f"{name}_imp"] = row[name] - row[f"input_{name}"]
     row["energy_sdr"] = energy_sdr(target, estimate)
-    row["energy_sdr_imp"] = row["energy_sdr"] - energy_sdr(target, mixture)
+    row["input_energy_sdr"] = energy_sdr(target, mixture)
+    for name in SCORED:
+        row[f"{name}_imp"] = row[name] - row[f"input_{name}"]
     return row
+
+
+def mixture_reference(row: dict) -> dict:
+    """The unprocessed mixture's scores, read off any row of the same mixture: its metrics are
+    that row's ``input_*`` values and its improvements are 0 (no second BSS-eval pass)."""
+    reference = {key: value for key, value in row.items() if key.startswith("input_")}
+    for name in SCORED:
+        reference[name] = row[f"input_{name}"]
+        reference[f"{name}_imp"] = 0.0
+    return reference
 
 
 def save_example(directory: str, mixture, target, estimate, sample_rate: int, title: str) -> None:
@@ -85,20 +96,16 @@ def evaluate(model_path: str, test_csv: str, out_dir: str, n_examples: int = 3) 
             estimate = model.separate(mixture[None], query=query)[0]
             oracle = ideal_ratio_mask(model, mixture, target)
             recipe = test_set.recipes[index]
-            for system, output in (
-                ("model", estimate),
-                ("oracle_irm", oracle),
-                ("mixture", mixture),
-            ):
+            about = dict(
+                mixture_id=recipe["mixture_id"],
+                query=query,
+                target_labels=recipe["target_labels"],
+                snr_db=recipe["snr_db"],
+            )
+            for system, output in (("model", estimate), ("oracle_irm", oracle)):
                 row = score(mixture.numpy(), target.numpy(), output.numpy(), test_set.sample_rate)
-                row.update(
-                    mixture_id=recipe["mixture_id"],
-                    query=query,
-                    system=system,
-                    target_labels=recipe["target_labels"],
-                    snr_db=recipe["snr_db"],
-                )
-                rows.append(row)
+                rows.append(dict(row, system=system, **about))
+            rows.append(dict(mixture_reference(rows[-1]), system="mixture", **about))
             if index < n_examples:
                 save_example(
                     os.path.join(out_dir, "examples", f"ex_{index}"),

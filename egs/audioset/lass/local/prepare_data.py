@@ -6,7 +6,12 @@ import shutil
 
 import pandas as pd
 
-from asteroid_lass.data import QueryMixtureDataset, load_manifest, write_fixed_mixtures
+from asteroid_lass.data import (
+    QueryMixtureDataset,
+    load_manifest,
+    write_fixed_mixtures,
+    write_manifest,
+)
 from asteroid_lass.data.audioset import prepare_audioset
 from asteroid_lass.data.synth import make_corpus
 
@@ -22,8 +27,15 @@ def make_manifests(args) -> None:
         )
     elif args.dataset == "manifest":
         for split, source in (("train", args.train_manifest), ("test", args.test_manifest)):
-            load_manifest(source)  # validate before copying
-            shutil.copyfile(source, os.path.join(args.data_dir, f"{split}.csv"))
+            if not source:
+                raise ValueError(f"--dataset manifest needs --{split}_manifest CSV.")
+            # Paths in a manifest are relative to its own folder: validated and written with
+            # absolute paths, the copy in data_dir still points at the user's files.
+            table = load_manifest(source)
+            columns = ["path", "labels", "caption", "duration", "sample_rate"]
+            write_manifest(
+                table[columns].to_dict("records"), os.path.join(args.data_dir, f"{split}.csv")
+            )
     elif args.dataset == "audioset":
         if not args.audioset_dir:
             raise ValueError("--dataset audioset needs --audioset_dir DIR.")
