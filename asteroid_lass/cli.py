@@ -143,7 +143,7 @@ def _separate(args) -> None:
 
 
 def _convert(args) -> None:
-    from .convert import convert_audiosep
+    from .converters.audiosep import convert_audiosep
 
     if os.path.exists(args.out) and not args.force:
         raise CommandError(f"output exists: {args.out} (use --force to overwrite)")

@@ -32,7 +32,7 @@ def worker(args) -> None:
         sys.path.insert(0, args.audiosep_dir)
         from models.resunet import ResUNet30  # the user's AudioSep checkout
 
-        from asteroid_lass.convert import map_audiosep_state_dict
+        from asteroid_lass.converters.audiosep import map_audiosep_state_dict
 
         reference = ResUNet30(input_channels=1, output_channels=1, condition_size=512).eval()
         model.load_state_dict(map_audiosep_state_dict(reference.state_dict(), model))

@@ -3,7 +3,7 @@ import torch
 
 from asteroid_lass import LASSResUNet
 from asteroid_lass.cli import main as cli_main
-from asteroid_lass.convert import audiosep_key_to_lass, convert_audiosep
+from asteroid_lass.converters.audiosep import audiosep_key_to_lass, convert_audiosep
 from audiosep_layout import random_audiosep_state_dict
 
 

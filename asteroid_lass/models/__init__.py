@@ -3,12 +3,13 @@
 from asteroid.models import register_model
 from asteroid.models import get as _get_registered
 
-from .base import BaseQueryModel
+from .base import EmbeddingSeparator, Separator
 from .resunet import SIZE_PRESETS, LASSResUNet
 
 
-def _register(model_class) -> None:
-    # Asteroid raises on a second registration of a name; importing twice must be harmless.
+def register(model_class) -> None:
+    """Register a separator class with Asteroid's model registry (harmless if repeated)."""
+    # Asteroid raises on a second registration of a name.
     try:
         existing = _get_registered(model_class.__name__)
     except ValueError:
@@ -17,6 +18,6 @@ def _register(model_class) -> None:
         register_model(model_class)
 
 
-_register(LASSResUNet)
+register(LASSResUNet)
 
-__all__ = ["BaseQueryModel", "LASSResUNet", "SIZE_PRESETS"]
+__all__ = ["Separator", "EmbeddingSeparator", "LASSResUNet", "SIZE_PRESETS", "register"]

@@ -1,193 +1,253 @@
-"""Base class for query-conditioned separators: query handling, serialization, separation."""
+"""The separation contract shared by every model of asteroid_lass.
+
+Every separator maps a mixture ``(batch, channels, time)`` plus its *conditions* to estimates
+``(batch, n_outputs, channels, time)``. A model declares what its conditions are through its
+``condition_kind``:
+
+``"embedding"``
+    Free text or an audio example, turned into a vector by a frozen query encoder (e.g.
+    ``LASSResUNet``). Conditions: float ``(batch, n_outputs, condition_dim)``. One output per
+    query.
+``"label"``
+    Names from the model's own learned vocabulary (e.g. ``MetaTasNet``'s instruments).
+    Conditions: long ``(batch, n_outputs)`` indices into ``vocabulary``. One output per label
+    asked.
+``"prompt"``
+    An ordered list of names from the model's vocabulary, repeats allowed (e.g. ``TUSS``).
+    Conditions: long ``(batch, n_outputs)`` indices. One output per prompt, in order.
+``"none"``
+    Blind separation (e.g. ``AudioSlots``, ConvTasNet). Conditions: ``None``. The model
+    returns all its outputs, unordered.
+
+Besides ``forward(mixture, conditions)`` and ``get_model_args()``, a subclass only sets
+``condition_kind`` and, where it applies, ``vocabulary``. This base class turns what a user
+passes as ``query`` into conditions (:meth:`Separator.conditions_for`), names the outputs
+(:meth:`Separator.output_names`), separates tensors, arrays and files
+(:meth:`Separator.separate`) and saves and loads with plain types only.
+"""
 
 import os
 import re
-from typing import Optional, Sequence, Union
+from typing import ClassVar, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from asteroid.models.base_models import BaseModel
 
+from ..errors import LASSInputError, ModelFileError
 from ..queries import AudioQuery, QueryEncoder, build_query_encoder
 from ..utils import atomic_write
 
-#: What ``forward_wav``/``separate`` accept as a query.
-Query = Union[str, Sequence[str], AudioQuery, torch.Tensor, np.ndarray]
+CONDITION_KINDS = ("embedding", "label", "prompt", "none")
+
+#: What ``separate`` accepts as ``query``, depending on the model's condition kind.
+Query = Union[None, str, Sequence[str], AudioQuery, torch.Tensor, np.ndarray]
 
 
-class BaseQueryModel(BaseModel):
-    """An Asteroid ``BaseModel`` whose forward pass takes a query embedding.
+class Separator(BaseModel):
+    """An Asteroid ``BaseModel`` that follows the separation contract (see the module doc).
 
-    The frozen query encoder is not a submodule: its weights never enter the separator's state
-    dict. The model args hold the encoder's spec instead, and the encoder is built on first use
-    (or attached with :meth:`set_query_encoder` to share one instance).
+    Subclasses set :attr:`condition_kind`, implement :meth:`forward` and
+    :meth:`get_model_args`, and for a ``label`` or ``prompt`` model pass ``vocabulary``.
 
     Args:
         sample_rate: Operating sample rate of the model.
-        in_channels: Audio channels of the mixture.
-        condition_dim: Size of the query embedding.
-        query_encoder: Spec of the query encoder (see
-            :func:`asteroid_lass.queries.build_query_encoder`), or None.
+        in_channels: Audio channels the model takes (files with more channels are separated
+            channel by channel by a mono model).
+        vocabulary: The names a ``label`` or ``prompt`` model knows, in index order.
     """
 
+    condition_kind: ClassVar[str] = "none"
+
     def __init__(
-        self,
-        sample_rate: float,
-        in_channels: int,
-        condition_dim: int,
-        query_encoder: Optional[dict] = None,
+        self, sample_rate: float, in_channels: int = 1, vocabulary: Optional[Sequence[str]] = None
     ):
         super().__init__(sample_rate=sample_rate, in_channels=in_channels)
-        if int(condition_dim) <= 0:
-            raise ValueError(f"condition_dim must be a positive int, got {condition_dim}.")
-        self.condition_dim = int(condition_dim)
-        self.query_encoder_spec = None if query_encoder is None else dict(query_encoder)
-        self._query_encoder: Optional[QueryEncoder] = None
-
-    # ----------------------------------------------------------------- query encoder
-    @property
-    def query_encoder(self) -> QueryEncoder:
-        """The query encoder, built from ``query_encoder_spec`` on first access."""
-        if self._query_encoder is None:
-            if self.query_encoder_spec is None:
-                raise RuntimeError(
-                    f"{type(self).__name__} has no query encoder configured: pass a "
-                    "precomputed query embedding, or build the model with query_encoder=... "
-                    "(e.g. {'name': 'sentence'} or {'name': 'clap', 'checkpoint': PATH})."
-                )
-            self.set_query_encoder(build_query_encoder(self.query_encoder_spec))
-        return self._query_encoder
-
-    def set_query_encoder(self, encoder: QueryEncoder) -> None:
-        """Attach an encoder (e.g. one shared with a training System) and record its spec."""
-        if encoder.dim != self.condition_dim:
-            raise ValueError(
-                f"Query encoder {encoder.name!r} gives {encoder.dim}-d embeddings but the "
-                f"model expects condition_dim={self.condition_dim}."
+        if self.condition_kind not in CONDITION_KINDS:
+            raise TypeError(
+                f"{type(self).__name__}.condition_kind must be one of {CONDITION_KINDS}, got "
+                f"{self.condition_kind!r}."
             )
-        self._query_encoder = encoder
-        self.query_encoder_spec = encoder.spec()
+        needs_vocabulary = self.condition_kind in ("label", "prompt")
+        if needs_vocabulary and not vocabulary:
+            raise ValueError(f"A {self.condition_kind} model needs a non-empty vocabulary.")
+        self.vocabulary: Optional[List[str]] = (
+            [str(name) for name in vocabulary] if needs_vocabulary else None
+        )
+        if self.vocabulary is not None and len(set(self.vocabulary)) != len(self.vocabulary):
+            raise ValueError(f"The vocabulary has repeated names: {self.vocabulary}.")
 
-    def embed_query(self, query: Query, batch_size: Optional[int] = None) -> torch.Tensor:
-        """Turn any accepted query into embeddings on the model's device.
+    # ----------------------------------------------------------------- the network
+    def forward(self, mixture: torch.Tensor, conditions: Optional[torch.Tensor] = None):
+        """Separate.
 
         Args:
-            query: A text, a list of texts (one per batch item), an :class:`AudioQuery`, or a
-                precomputed embedding of shape (condition_dim,) or (batch, condition_dim).
-            batch_size: If given, a single query is repeated to this many rows.
+            mixture: (batch, in_channels, time)
+            conditions: See the module doc for each condition kind.
 
         Returns:
-            torch.Tensor: (n_queries or batch_size, condition_dim)
+            torch.Tensor: (batch, n_outputs, in_channels, time)
         """
-        if isinstance(query, str) or (
-            isinstance(query, (list, tuple)) and all(isinstance(q, str) for q in query)
-        ):
-            texts = [query] if isinstance(query, str) else list(query)
-            embedding = self.query_encoder.embed_text(texts)
-        elif isinstance(query, AudioQuery):
-            embedding = self.query_encoder.embed_audio(query.waveform, query.sample_rate)
-        elif isinstance(query, (torch.Tensor, np.ndarray)):
-            embedding = torch.as_tensor(query, dtype=torch.float32)
-            if embedding.ndim == 1:
-                embedding = embedding[None]
-        else:
-            raise TypeError(
-                "query must be a str, a list of str, an AudioQuery(waveform, sample_rate) or an "
-                f"embedding tensor, got {type(query).__name__}."
-            )
-        device = next(self.parameters()).device
-        embedding = embedding.to(device=device, dtype=torch.float32)
-        if batch_size is not None and embedding.shape[0] == 1:
-            embedding = embedding.expand(batch_size, -1)
-        return self._check_embedding(embedding, batch_size or embedding.shape[0])
+        raise NotImplementedError
 
-    # ----------------------------------------------------------------- checks
-    def _check_embedding(self, query_embedding: torch.Tensor, batch_size: int) -> torch.Tensor:
-        if query_embedding.ndim != 2 or query_embedding.shape[1] != self.condition_dim:
-            raise ValueError(
-                f"query_embedding must have shape (batch, {self.condition_dim}), got "
-                f"{tuple(query_embedding.shape)}."
-            )
-        if query_embedding.shape[0] != batch_size:
-            raise ValueError(
-                f"query_embedding has {query_embedding.shape[0]} rows for a batch of "
-                f"{batch_size} mixtures."
-            )
-        return query_embedding
+    # ----------------------------------------------------------------- queries
+    def conditions_for(self, query: Query, batch_size: int) -> Optional[torch.Tensor]:
+        """Turn a user's query into the conditions of :meth:`forward`, on the model's device.
 
-    def _check_mixture(self, mixture: torch.Tensor) -> torch.Tensor:
-        if mixture.ndim == 2:
-            mixture = mixture.unsqueeze(1)
-        if mixture.ndim != 3 or mixture.shape[1] != self.in_channels:
-            raise ValueError(
-                f"mixture must have shape (batch, time) or (batch, {self.in_channels}, time), "
-                f"got {tuple(mixture.shape)}."
+        Args:
+            query: For a ``label`` or ``prompt`` model, a name or a list of names from
+                :attr:`vocabulary`; for a blind model, None. Embedding models also take texts,
+                an :class:`AudioQuery` and precomputed embeddings (see
+                :class:`EmbeddingSeparator`).
+            batch_size: Number of mixtures; the same query applies to each.
+
+        Returns:
+            The conditions for a batch of ``batch_size`` mixtures.
+        """
+        if self.condition_kind == "none":
+            if query is not None:
+                raise LASSInputError(
+                    f"{type(self).__name__} is a blind separator: it takes no query and returns "
+                    "all its outputs (call separate without query=...)."
+                )
+            return None
+        indices = torch.as_tensor(self.vocabulary_indices(query), device=self._device)
+        return indices[None].expand(batch_size, -1)
+
+    def conditions_from_batch(self, conditions: Optional[Sequence[Sequence[str]]]):
+        """Training conditions: one list of names (or texts) per mixture, as datasets give them.
+
+        Returns:
+            Long (batch, n) vocabulary indices for a ``label`` or ``prompt`` model, None for a
+            blind one (:class:`EmbeddingSeparator` returns embeddings).
+        """
+        if self.condition_kind == "none":
+            return None
+        rows = [self.vocabulary_indices(list(item)) for item in conditions]
+        return torch.as_tensor(rows, device=self._device)
+
+    def training_outputs(
+        self, mixture: torch.Tensor, conditions: Optional[torch.Tensor]
+    ) -> Dict[str, torch.Tensor]:
+        """What a training objective sees: ``{"estimates": (batch, n, channels, time)}``.
+
+        Models whose objective needs more (intermediate stages, latents, spectrograms) add
+        keys here; the System passes the dict to the objective unchanged.
+        """
+        return {"estimates": self(mixture, conditions)}
+
+    def vocabulary_indices(self, names: Union[str, Sequence[str]]) -> List[int]:
+        """Indices of vocabulary names; an unknown name is an error listing the vocabulary."""
+        names = _as_name_list(names, "query")
+        unknown = [name for name in names if name not in self.vocabulary]
+        if unknown:
+            raise LASSInputError(
+                f"query {unknown[0]!r} is not a {self.condition_kind} of {type(self).__name__}; "
+                f"expected one of {self.vocabulary}."
             )
-        return mixture
+        return [self.vocabulary.index(name) for name in names]
+
+    def output_names(self, query: Query, n_outputs: Optional[int] = None) -> List[str]:
+        """File-name-safe names of the outputs for ``query``, in output order.
+
+        Texts and vocabulary names give their slug (``"Dog barking!"`` -> ``dog-barking``);
+        a repeated prompt gets a counter (``speech``, ``speech-2``); a blind model's outputs are
+        ``source1 ... sourceN``; embeddings and audio queries are ``query1 ...``.
+
+        Args:
+            query: The query as given to :meth:`separate`.
+            n_outputs: Number of outputs of a blind model.
+        """
+        if query is None:
+            if n_outputs is None:
+                raise ValueError("n_outputs is needed to name a blind model's outputs.")
+            return [f"source{i + 1}" for i in range(n_outputs)]
+        if isinstance(query, str):
+            query = [query]
+        if isinstance(query, (list, tuple)) and all(isinstance(q, str) for q in query):
+            names, seen = [], {}
+            for text in query:
+                slug = query_slug(text)
+                seen[slug] = seen.get(slug, 0) + 1
+                names.append(slug if seen[slug] == 1 else f"{slug}-{seen[slug]}")
+            return names
+        count = 1 if isinstance(query, AudioQuery) else len(_embedding_rows(query))
+        return [f"query{i + 1}" for i in range(count)]
 
     # ----------------------------------------------------------------- separation
-    def forward_wav(
-        self, wav: torch.Tensor, query: Query = None, query_embedding: torch.Tensor = None
-    ) -> torch.Tensor:
-        """Separate the queried source from waveforms.
+    def forward_wav(self, wav: torch.Tensor, query: Query = None) -> torch.Tensor:
+        """Separate waveforms, following the contract's shapes.
 
         Args:
-            wav: (time,), (channels, time) or (batch, channels, time).
-            query: See :meth:`embed_query`; a single query applies to the whole batch.
-            query_embedding: Precomputed embeddings instead of ``query``.
+            wav: (time,); (batch, time) for a mono model; or (batch, channels, time).
+            query: See :meth:`conditions_for`; one query applies to the whole batch.
 
         Returns:
-            torch.Tensor: (1, time) for an unbatched input, (batch, 1, time) otherwise (the
-            channel axis replaces the source axis for a multi-channel model).
+            torch.Tensor: (n_outputs, time) for (time,) input, (batch, n_outputs, time) for
+            (batch, time) input, else (batch, n_outputs, channels, time).
         """
-        if (query is None) == (query_embedding is None):
-            raise ValueError("Pass exactly one of query=... or query_embedding=....")
-        unbatched = wav.ndim < 3
-        wav = wav.reshape(1, 1, -1) if wav.ndim == 1 else wav
-        wav = wav.unsqueeze(0) if wav.ndim == 2 else wav
-        embedding = self.embed_query(
-            query if query_embedding is None else query_embedding, batch_size=wav.shape[0]
-        )
-        estimate = self(wav, embedding)
-        return estimate[0] if unbatched else estimate
+        mixture = self._as_batch(wav)
+        estimates = self(mixture, self.conditions_for(query, mixture.shape[0]))
+        if wav.ndim == 1:
+            return estimates[0, :, 0]
+        return estimates[:, :, 0] if wav.ndim == 2 else estimates
+
+    def _as_batch(self, wav: torch.Tensor) -> torch.Tensor:
+        if wav.ndim == 1:
+            wav = wav[None]
+        if wav.ndim == 2:
+            if self.in_channels != 1:
+                raise LASSInputError(
+                    f"mixture: a 2-D input means (batch, time) for a mono model; this model "
+                    f"takes {self.in_channels} channels: pass (batch, {self.in_channels}, time)."
+                )
+            wav = wav[:, None]
+        if wav.ndim != 3 or wav.shape[1] != self.in_channels:
+            raise LASSInputError(
+                f"mixture must have shape (time,), (batch, time) or (batch, {self.in_channels}, "
+                f"time), got {tuple(wav.shape)}."
+            )
+        return wav
 
     @torch.no_grad()
     def separate(
         self,
-        wav: Union[torch.Tensor, np.ndarray, str],
-        query: Query = None,
+        wav: Union[torch.Tensor, np.ndarray, str, os.PathLike],
         output_dir: Optional[str] = None,
         force_overwrite: bool = False,
         resample: bool = True,
+        *,
+        query: Query = None,
         **kwargs,
     ):
-        """Extract the queried source from a tensor, an array or a file.
+        """Separate a tensor, an array or a file.
 
-        Unlike Asteroid's ``separate``, the estimate is not rescaled to the mixture's L1 norm:
-        a single extracted target keeps its true level.
+        Unlike Asteroid's ``separate``, estimates are not rescaled to the mixture's L1 norm: an
+        extracted target keeps its true level. The model runs in evaluation mode without
+        gradients, and is left in the mode it was in.
 
         Args:
-            wav: (time,), (channels, time) or (batch, channels, time) tensor or array, or the
-                path of an audio file.
-            query: The query (see :meth:`embed_query`).
-            output_dir: For a file: where to write ``<stem>_<query>.wav`` (default: beside it).
-            force_overwrite: For a file: overwrite an existing output.
+            wav: A tensor or array (see :meth:`forward_wav` for the shapes), or the path of an
+                audio file (any length, rate and channel count).
+            output_dir: For a file: where to write ``<stem>_<output name>.wav`` (default:
+                beside it).
+            force_overwrite: For a file: overwrite existing outputs.
             resample: For a file at another sample rate: resample (else raise).
+            query: Keyword-only; what fits the model's condition kind (see
+                :meth:`conditions_for`).
             **kwargs: For a file, passed to :func:`asteroid_lass.inference.separate_file`.
 
         Returns:
-            The estimate with the input's type (tensor or array), or for a file the list of
+            The estimates with the input's type (tensor or array), or for a file the list of
             written paths.
         """
-        if query is None:
-            raise ValueError("No query given: pass query='a dog barking' (or an embedding).")
         if isinstance(wav, (str, os.PathLike)):
             from ..inference import separate_file  # inference imports models
 
             return separate_file(
                 self,
-                wav,
-                queries=[query],
+                os.fspath(wav),
+                query=query,
                 output_dir=output_dir,
                 force=force_overwrite,
                 resample=resample,
@@ -195,14 +255,14 @@ class BaseQueryModel(BaseModel):
             )
         was_numpy = isinstance(wav, np.ndarray)
         tensor = torch.as_tensor(wav, dtype=torch.float32)
-        was_training = self.training
-        self.eval()
-        try:
-            device = next(self.parameters()).device
-            estimate = self.forward_wav(tensor.to(device), query=query).to(tensor.device)
-        finally:
-            self.train(was_training)
+        with evaluation_mode(self):
+            estimate = self.forward_wav(tensor.to(self._device), query=query).to(tensor.device)
         return estimate.numpy() if was_numpy else estimate
+
+    @property
+    def _device(self) -> torch.device:
+        first = next(self.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
 
     # ----------------------------------------------------------------- (de)serialization
     def serialize(self) -> dict:
@@ -231,12 +291,168 @@ class BaseQueryModel(BaseModel):
         """Load a model from a file, a serialized dict or a Hugging Face hub id.
 
         Files are loaded with ``weights_only=True``. Keyword arguments override the stored model
-        args, e.g. ``query_encoder={"name": "clap", "checkpoint": "/path/clap.pt"}``.
+        args. The model is returned in evaluation mode.
         """
         conf = pretrained_model_conf_or_path
         if isinstance(conf, (str, os.PathLike)):
-            conf = load_model_file(str(conf))
-        return super().from_pretrained(conf, *args, **kwargs)
+            conf = load_model_file(os.fspath(conf))
+        return super().from_pretrained(conf, *args, **kwargs).eval()
+
+
+class EmbeddingSeparator(Separator):
+    """A separator conditioned on query embeddings from a frozen query encoder.
+
+    The encoder is not a submodule: its weights never enter the separator's state dict. The
+    model args hold the encoder's spec instead, and the encoder is built on first use (or
+    attached with :meth:`set_query_encoder` to share one instance).
+
+    Args:
+        sample_rate: Operating sample rate of the model.
+        in_channels: Audio channels of the mixture.
+        condition_dim: Size of the query embedding.
+        query_encoder: Spec of the query encoder (see
+            :func:`asteroid_lass.queries.build_query_encoder`), or None.
+    """
+
+    condition_kind = "embedding"
+
+    def __init__(
+        self,
+        sample_rate: float,
+        in_channels: int,
+        condition_dim: int,
+        query_encoder: Optional[dict] = None,
+    ):
+        super().__init__(sample_rate=sample_rate, in_channels=in_channels)
+        if int(condition_dim) <= 0:
+            raise ValueError(f"condition_dim must be a positive int, got {condition_dim}.")
+        self.condition_dim = int(condition_dim)
+        self.query_encoder_spec = None if query_encoder is None else dict(query_encoder)
+        self._query_encoder: Optional[QueryEncoder] = None
+
+    @property
+    def query_encoder(self) -> QueryEncoder:
+        """The query encoder, built from ``query_encoder_spec`` on first access."""
+        if self._query_encoder is None:
+            if self.query_encoder_spec is None:
+                raise LASSInputError(
+                    f"{type(self).__name__} has no query encoder configured: pass a "
+                    "precomputed query embedding, or load the model with query_encoder=... "
+                    "(e.g. {'name': 'sentence'} or {'name': 'clap', 'checkpoint': PATH})."
+                )
+            self.set_query_encoder(build_query_encoder(self.query_encoder_spec))
+        return self._query_encoder
+
+    def set_query_encoder(self, encoder: QueryEncoder) -> None:
+        """Attach an encoder (e.g. one shared with a training System) and record its spec."""
+        if encoder.dim != self.condition_dim:
+            raise ValueError(
+                f"Query encoder {encoder.name!r} gives {encoder.dim}-d embeddings but the "
+                f"model expects condition_dim={self.condition_dim}."
+            )
+        self._query_encoder = encoder
+        self.query_encoder_spec = encoder.spec()
+
+    def embed_query(self, query: Query) -> torch.Tensor:
+        """Turn any accepted query into embeddings on the model's device.
+
+        Args:
+            query: A text, a list of texts (one output each), an :class:`AudioQuery`, or
+                precomputed embeddings of shape (condition_dim,) or (n_queries,
+                condition_dim).
+
+        Returns:
+            torch.Tensor: (n_queries, condition_dim)
+        """
+        if query is None:
+            raise LASSInputError("No query given: pass query='a dog barking' (or an embedding).")
+        if isinstance(query, str) or (
+            isinstance(query, (list, tuple)) and all(isinstance(q, str) for q in query)
+        ):
+            embedding = self.query_encoder.embed_text(_as_name_list(query, "query"))
+        elif isinstance(query, AudioQuery):
+            embedding = self.query_encoder.embed_audio(query.waveform, query.sample_rate)
+        elif isinstance(query, (torch.Tensor, np.ndarray)):
+            embedding = _embedding_rows(query)
+        else:
+            raise LASSInputError(
+                "query must be a str, a list of str, an AudioQuery(waveform, sample_rate) or an "
+                f"embedding tensor, got {type(query).__name__}."
+            )
+        embedding = embedding.to(device=self._device, dtype=torch.float32)
+        if embedding.shape[-1] != self.condition_dim:
+            raise LASSInputError(
+                f"query embedding has {embedding.shape[-1]} values; the model expects "
+                f"{self.condition_dim}."
+            )
+        if not torch.isfinite(embedding).all():
+            raise LASSInputError("query embedding contains NaN or infinite values.")
+        return embedding
+
+    def conditions_for(self, query: Query, batch_size: int) -> torch.Tensor:
+        """(batch_size, n_queries, condition_dim) embeddings; see :meth:`embed_query`."""
+        return self.embed_query(query)[None].expand(batch_size, -1, -1)
+
+    def conditions_from_batch(self, conditions: Sequence[Sequence[str]]) -> torch.Tensor:
+        """Training conditions: one list of texts per mixture -> (batch, n, condition_dim)."""
+        rows = [self.query_encoder.embed_text(list(item)) for item in conditions]
+        return torch.stack(rows).to(self._device)
+
+
+def _as_name_list(names: Union[str, Sequence[str]], argument: str) -> List[str]:
+    """A single name is one query, never iterated character by character."""
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, (list, tuple)) or not names:
+        raise LASSInputError(f"{argument} must be a name or a non-empty list of names.")
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise LASSInputError(f"{argument} has an empty or non-text entry: {name!r}.")
+    return list(names)
+
+
+def _embedding_rows(query) -> torch.Tensor:
+    embedding = torch.as_tensor(np.asarray(query) if isinstance(query, np.ndarray) else query)
+    if embedding.is_complex() or not embedding.is_floating_point():
+        raise LASSInputError(f"query embedding must be real floats, got {embedding.dtype}.")
+    if embedding.ndim == 1:
+        embedding = embedding[None]
+    if embedding.ndim != 2:
+        raise LASSInputError(
+            f"query embedding must have shape (dim,) or (n_queries, dim), got "
+            f"{tuple(embedding.shape)}."
+        )
+    return embedding.float()
+
+
+def query_slug(query: str) -> str:
+    """File-name-safe form of a query: ``"Dog barking!"`` -> ``"dog-barking"``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", query.lower()).strip("-")
+    return slug[:60] or "query"
+
+
+class evaluation_mode:
+    """Run a model in eval mode without gradients, then restore its training flags.
+
+    Every separation entry point uses it, so that a model loaded or trained by the caller is
+    left exactly as it was.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.modes = {module: module.training for module in self.model.modules()}
+        self.grad = torch.is_grad_enabled()
+        self.model.eval()
+        torch.set_grad_enabled(False)
+        return self.model
+
+    def __exit__(self, *exc):
+        torch.set_grad_enabled(self.grad)
+        for module, training in self.modes.items():
+            module.training = training
+        return False
 
 
 MODEL_FILE_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin")
@@ -249,8 +465,7 @@ def load_model_file(path_or_hub_id: str) -> dict:
     ``cached_download``.
 
     Raises:
-        FileNotFoundError: A local path (not an ``owner/name`` id, or with a model-file
-            extension) that does not exist.
+        ModelFileError: The file is missing, unreadable or not a serialized model.
     """
     from asteroid.utils.hub_utils import cached_download
 
@@ -263,28 +478,31 @@ def load_model_file(path_or_hub_id: str) -> dict:
         try:
             path = cached_download(path_or_hub_id)
         except Exception as err:
-            raise ValueError(
-                f"Could not fetch model {path_or_hub_id!r} from the Hugging Face hub "
-                f"({_one_line(err)})"
+            raise ModelFileError(
+                f"model {path_or_hub_id!r} is neither a local file nor in the Hugging Face "
+                f"cache ({one_line(err)})"
             ) from err
     else:
-        raise FileNotFoundError(f"Model file not found: {path_or_hub_id}")
+        raise ModelFileError(f"model file not found: {path_or_hub_id}")
     try:
         conf = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(
-            f"Could not load model file {path_or_hub_id} with weights_only=True "
-            f"({_one_line(err)})"
+        raise ModelFileError(
+            f"could not load model file {path_or_hub_id} with weights_only=True "
+            f"({one_line(err)})"
         ) from err
     if not isinstance(conf, dict) or "model_args" not in conf or "state_dict" not in conf:
-        raise ValueError(
+        raise ModelFileError(
             f"{path_or_hub_id} is not a serialized model (expected a dict with model_name, "
             "model_args and state_dict, as written by model.serialize())."
         )
+    bad = [k for k, v in conf["state_dict"].items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise ModelFileError(f"{path_or_hub_id}: weight {bad[0]} has NaN or infinite values.")
     return conf
 
 
-def _one_line(err: Exception) -> str:
+def one_line(err: BaseException) -> str:
     """``Type: first line of the message``: library errors can span pages."""
     lines = str(err).strip().splitlines()
     return f"{type(err).__name__}: {lines[0] if lines else ''}"

@@ -12,8 +12,8 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from .models import LASSResUNet
-from .models.base import save_model_file
+from ..models import LASSResUNet
+from ..models.base import save_model_file
 
 SEPARATOR_PREFIX = "ss_model."
 

@@ -1,0 +1,25 @@
+"""The errors a user of asteroid_lass can be shown, as a small hierarchy.
+
+The CLI prints any :class:`LASSError` as one ``error: ...`` line (exit status 2) and
+everything else as a bug, with its traceback under ``--debug``.
+"""
+
+
+class LASSError(Exception):
+    """Base class of every user-facing error of the package."""
+
+
+class LASSInputError(LASSError, ValueError):
+    """An argument, a query or an audio input that cannot be used as given."""
+
+
+class ModelFileError(LASSError, ValueError):
+    """A model file (or hub id) that is missing, unreadable or not a serialized model."""
+
+
+class AudioFileError(LASSError, ValueError):
+    """An audio file that is missing, unreadable, empty or holds non-finite samples."""
+
+
+class OutputExistsError(LASSError, FileExistsError):
+    """An output that would replace an existing file (without ``force``) or one of the inputs."""
