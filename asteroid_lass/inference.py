@@ -1,9 +1,11 @@
-"""Separation of real recordings: any length, several queries, negative queries, any rate.
+"""Separation of real recordings with any model of the package: any length and rate.
 
 Audio is cut into overlapping windows (default 10 s, 25 % overlap). Neighbouring windows are
 blended with complementary raised-cosine fades, so the overlap-add weights sum to one, and
 windows go through the model in batches. Files are read and written in blocks, so memory does
-not grow with the file's length. Query embeddings are computed once per call.
+not grow with the file's length. Conditions (query embeddings, label or prompt indices) are
+computed once per call. A blind model's outputs have no fixed order, so each window's outputs
+are matched to the previous window's over their overlap before they are blended.
 """
 
 import contextlib
@@ -18,6 +20,9 @@ import soundfile as sf
 import torch
 
 from .audio import resample as resample_wav
+from .errors import AudioFileError, LASSInputError, OutputExistsError
+from .losses import hungarian_assignment
+from .models.base import evaluation_mode, one_line
 from .utils import atomic_write
 
 # Samples of context (at the file's rate) read around each window when resampling, so that
@@ -43,10 +48,12 @@ class WindowPlan:
     def from_seconds(
         cls, length: int, sample_rate: int, window_seconds: float, overlap: float
     ) -> "WindowPlan":
-        if window_seconds <= 0:
-            raise ValueError(f"window must be positive (seconds), got {window_seconds}.")
-        if not 0 <= overlap <= 0.5:
-            raise ValueError(f"overlap must be a fraction in [0, 0.5], got {overlap}.")
+        if isinstance(window_seconds, bool) or not (0 < window_seconds < math.inf):
+            raise LASSInputError(
+                f"window must be a positive, finite number of seconds, got {window_seconds!r}."
+            )
+        if isinstance(overlap, bool) or not (0 <= overlap <= 0.5):
+            raise LASSInputError(f"overlap must be a fraction in [0, 0.5], got {overlap!r}.")
         window = max(1, int(round(window_seconds * sample_rate)))
         if length <= window:
             return cls(length=length, window=length, overlap=0)
@@ -72,22 +79,17 @@ class WindowPlan:
         return np.sin(0.5 * np.pi * t) ** 2
 
 
-def query_slug(query: str) -> str:
-    """File-name-safe form of a query: ``"Dog barking!"`` -> ``"dog-barking"``."""
-    slug = re.sub(r"[^a-z0-9]+", "-", query.lower()).strip("-")
-    return slug[:60] or "query"
-
-
 class ChunkedSeparator:
-    """Runs a query-conditioned separator over long signals with bounded memory.
+    """Runs any separator of the package over long signals with bounded memory.
 
     Args:
-        model: A :class:`~asteroid_lass.models.BaseQueryModel` (e.g. ``LASSResUNet``).
-        queries: Texts (or embeddings) of the sources to extract.
-        negative: Texts of sounds to keep out of every estimate: each query embedding becomes
-            normalize(e_query - 0.25 * sum(e_negative)) (see :func:`combine_negative` and the
-            README for the measurement behind this choice).
-        residual: Also return "everything else" (mixture minus the positive estimates).
+        model: A :class:`~asteroid_lass.models.base.Separator`.
+        query: What to separate, as :meth:`~asteroid_lass.models.base.Separator.separate`
+            takes it (None for a blind model).
+        negative: Embedding models only: texts of sounds to keep out of every estimate; each
+            query embedding becomes normalize(e_query - 0.25 * sum(e_negative)) (see
+            :func:`combine_negative` and the README for the measurement behind this choice).
+        residual: Also return "everything else" (mixture minus the sum of the estimates).
         window: Window length in seconds.
         overlap: Fraction of a window shared with the next one (0 to 0.5).
         batch_size: Windows per forward pass (default: 1 on the CPU, where batching windows
@@ -97,44 +99,53 @@ class ChunkedSeparator:
     def __init__(
         self,
         model,
-        queries: Sequence,
+        query=None,
         negative: Sequence[str] = (),
         residual: bool = False,
         window: float = 10.0,
         overlap: float = 0.25,
         batch_size: Optional[int] = None,
     ):
-        if not queries:
-            raise ValueError("No query given: pass at least one query.")
         if batch_size is None:
-            on_gpu = next(model.parameters()).device.type == "cuda"
-            batch_size = 4 if on_gpu else 1
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+            batch_size = 4 if model._device.type == "cuda" else 1
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise LASSInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
         self.model = model
         self.window = float(window)
         self.overlap = float(overlap)
         self.batch_size = int(batch_size)
         self.residual = bool(residual)
-        embeddings = torch.cat([model.embed_query(q) for q in queries])
+        self.blind = model.condition_kind == "none"
+        conditions = model.conditions_for(query, batch_size=1)
         if negative:
-            negatives = torch.cat([model.embed_query(q) for q in negative])
-            embeddings = combine_negative(embeddings, negatives)
-        self.query_embeddings = embeddings  # (n_queries, dim), computed once per call
+            if model.condition_kind != "embedding":
+                raise LASSInputError(
+                    f"negative queries need a model queried by embeddings; "
+                    f"{type(model).__name__} is a {model.condition_kind} model."
+                )
+            negatives = model.embed_query(list(negative))
+            conditions = combine_negative(conditions[0], negatives)[None]
+        self.conditions = conditions  # computed once per call
 
-    @torch.inference_mode()
     def _separate_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
-        """(batch, channels, time) at the model's rate -> (batch, n_queries, channels, time)."""
+        """(batch, channels, time) at the model's rate -> (batch, n_outputs, channels, time)."""
         batch, n_chan, n_samples = chunks.shape
         model_chan = self.model.in_channels
         # A mono model separates each channel of a multi-channel file independently.
         per_item = chunks.reshape(batch * n_chan // model_chan, model_chan, n_samples)
-        device = self.query_embeddings.device
-        estimates = self.model.separate_queries(
-            per_item.to(device), self.query_embeddings, channels_last=True
-        )
+        # Windows shorter than the model needs (e.g. one STFT frame) are zero-padded.
+        shortfall = max(self.model.min_input_samples - n_samples, 0)
+        per_item = torch.nn.functional.pad(per_item, (0, shortfall))
+        conditions = self.conditions
+        if conditions is not None:
+            conditions = conditions.expand(per_item.shape[0], *conditions.shape[1:])
+        estimates = self.model(per_item.to(self.model._device), conditions).float()
+        estimates = estimates[..., :n_samples]
         estimates = estimates.reshape(batch, n_chan // model_chan, -1, model_chan, n_samples)
-        return estimates.transpose(1, 2).reshape(batch, -1, n_chan, n_samples).cpu()
+        estimates = estimates.transpose(1, 2).reshape(batch, -1, n_chan, n_samples).cpu()
+        if self.blind and n_chan > model_chan:
+            estimates = torch.stack([_align_channels(e, model_chan) for e in estimates])
+        return estimates
 
     def run(
         self,
@@ -156,32 +167,38 @@ class ChunkedSeparator:
             progress: Called with the number of samples finished after each block.
         """
         if length <= 0:
-            raise ValueError("The audio is empty (0 samples).")
+            raise LASSInputError("The audio is empty (0 samples).")
         model_rate = int(self.model.sample_rate)
         plan = WindowPlan.from_seconds(length, sample_rate, self.window, self.overlap)
         fade_in = plan.fade()
         context = 0 if sample_rate == model_rate else int(RESAMPLE_CONTEXT_SECONDS * sample_rate)
         pending = None  # the previous window's fade-out, to add to the next fade-in
-        for first in range(0, plan.n_windows, self.batch_size):
-            indices = range(first, min(first + self.batch_size, plan.n_windows))
-            for group in _same_length_groups(plan, indices):
-                outputs = self._run_group(plan, group, read, sample_rate, model_rate, context)
-                for index, (mixture, estimate) in zip(group, outputs):
-                    start, stop = plan.bounds(index)
-                    is_first, is_last = index == 0, index == plan.n_windows - 1
-                    if not is_first:
-                        estimate[..., : plan.overlap] *= fade_in
-                        estimate[..., : plan.overlap] += pending
-                    keep = stop - start if is_last else plan.hop
-                    if not is_last:
-                        pending = estimate[..., plan.hop :] * fade_in[::-1]
-                    block = estimate[..., :keep]
-                    if self.residual:
-                        rest = mixture[None, :, :keep] - block.sum(axis=0, keepdims=True)
-                        block = np.concatenate([block, rest])
-                    write(block)
-                    if progress is not None:
-                        progress(keep)
+        previous_tail = None  # a blind model's previous window over the overlap, unfaded
+        with evaluation_mode(self.model), torch.inference_mode():
+            for first in range(0, plan.n_windows, self.batch_size):
+                indices = range(first, min(first + self.batch_size, plan.n_windows))
+                for group in _same_length_groups(plan, indices):
+                    outputs = self._run_group(plan, group, read, sample_rate, model_rate, context)
+                    for index, (mixture, estimate) in zip(group, outputs):
+                        start, stop = plan.bounds(index)
+                        is_first, is_last = index == 0, index == plan.n_windows - 1
+                        if self.blind and previous_tail is not None:
+                            estimate = estimate[match_outputs(previous_tail, estimate[..., : plan.overlap])]
+                        if not is_first:
+                            estimate[..., : plan.overlap] *= fade_in
+                            estimate[..., : plan.overlap] += pending
+                        keep = stop - start if is_last else plan.hop
+                        if not is_last:
+                            if self.blind and plan.overlap > 0:
+                                previous_tail = estimate[..., plan.hop :].copy()
+                            pending = estimate[..., plan.hop :] * fade_in[::-1]
+                        block = estimate[..., :keep]
+                        if self.residual:
+                            rest = mixture[None, :, :keep] - block.sum(axis=0, keepdims=True)
+                            block = np.concatenate([block, rest])
+                        write(block)
+                        if progress is not None:
+                            progress(keep)
 
     def _run_group(self, plan, group, read, sample_rate, model_rate, context):
         """Windows of equal length through the model: [(mixture, estimate)] at file rate."""
@@ -228,6 +245,40 @@ def _length(plan: WindowPlan, index: int) -> int:
     return stop - start
 
 
+def match_outputs(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """Order of ``estimate``'s outputs that best continues ``reference``'s.
+
+    The outputs of a blind model have no fixed order, so the same source may come out on
+    another output in the next window. Matching by correlation over the samples the two
+    windows share (Hungarian assignment) keeps each source on one output.
+
+    Args:
+        reference: (n_outputs, channels, overlap) the previous window over the overlap.
+        estimate: (n_outputs, channels, overlap) the current window over the same samples.
+
+    Returns:
+        np.ndarray: (n_outputs,) indices: ``estimate[order]`` follows ``reference``.
+    """
+    ref = reference.reshape(reference.shape[0], -1).astype(np.float64)
+    est = estimate.reshape(estimate.shape[0], -1).astype(np.float64)
+    ref_norm = np.linalg.norm(ref, axis=1, keepdims=True)
+    est_norm = np.linalg.norm(est, axis=1, keepdims=True)
+    similarity = (ref @ est.T) / np.maximum(ref_norm * est_norm.T, 1e-12)
+    cost = torch.from_numpy(-similarity)[None]
+    return hungarian_assignment(cost.transpose(1, 2))[0].numpy()
+
+
+def _align_channels(estimate: torch.Tensor, model_chan: int) -> torch.Tensor:
+    """Blind outputs of channels separated independently, put in the first channel's order."""
+    n_out, n_chan, _ = estimate.shape
+    groups = estimate.reshape(n_out, n_chan // model_chan, model_chan, -1)
+    aligned = [groups[:, 0]]
+    for group in range(1, groups.shape[1]):
+        order = match_outputs(groups[:, 0].numpy(), groups[:, group].numpy())
+        aligned.append(groups[order, group])
+    return torch.stack(aligned, dim=1).reshape(estimate.shape)
+
+
 #: How far each negative query pushes a query embedding away (measured on the default test set:
 #: 0.25 keeps the mean SI-SDRi and improves the median; 1.0 costs 3 dB).
 NEGATIVE_WEIGHT = 0.25
@@ -253,59 +304,110 @@ def combine_negative(
     return torch.nn.functional.normalize(combined, dim=-1)
 
 
+def as_float_audio(wav, name: str = "audio") -> np.ndarray:
+    """(time,) or (channels, time) audio as float32, integer PCM scaled by its type's range.
+
+    Integer arrays follow WAV's conventions (int16 and int32 are signed, uint8 is offset by
+    128). Boolean, complex and object arrays, and non-finite samples, are refused with the
+    position of the first bad sample.
+    """
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().numpy()
+    wav = np.asarray(wav)
+    if wav.dtype == np.bool_ or np.iscomplexobj(wav) or wav.dtype == object:
+        raise LASSInputError(f"{name}: expected real audio samples, got dtype {wav.dtype}.")
+    if np.issubdtype(wav.dtype, np.unsignedinteger):
+        half = float(np.iinfo(wav.dtype).max // 2 + 1)
+        wav = (wav.astype(np.float64) - half) / half
+    elif np.issubdtype(wav.dtype, np.integer):
+        wav = wav.astype(np.float64) / float(-np.iinfo(wav.dtype).min)
+    wav = wav.astype(np.float32)
+    if wav.ndim == 1:
+        wav = wav[None]
+    if wav.ndim != 2:
+        raise LASSInputError(f"{name}: expected (time,) or (channels, time), got {wav.shape}.")
+    if wav.shape[1] == 0:
+        raise LASSInputError(f"{name} is empty (0 samples).")
+    _check_finite(wav, name, offset=0)
+    return wav
+
+
+def _check_finite(block: np.ndarray, name: str, offset: int, sample_rate: Optional[int] = None):
+    bad = ~np.isfinite(block)
+    if bad.any():
+        position = offset + int(np.argwhere(bad)[0][-1])
+        where = f"sample {position}" + (f" ({position / sample_rate:.3f} s)" if sample_rate else "")
+        raise AudioFileError(f"{name} has a NaN or infinite value at {where}.")
+
+
 def separate_waveform(
     model,
     wav,
     sample_rate: int,
-    queries: Sequence,
+    query=None,
     negative: Sequence[str] = (),
     residual: bool = False,
     window: float = 10.0,
     overlap: float = 0.25,
     batch_size: Optional[int] = None,
 ) -> np.ndarray:
-    """Separate an in-memory signal.
+    """Separate an in-memory signal of any length.
 
     Args:
-        model: A query-conditioned separator.
-        wav: (time,) or (channels, time) array or tensor.
+        model: A :class:`~asteroid_lass.models.base.Separator`.
+        wav: (time,) or (channels, time) array or tensor (integer PCM is scaled).
         sample_rate: Rate of ``wav``; the output has the same rate.
-        queries, negative, residual, window, overlap, batch_size: See :class:`ChunkedSeparator`.
+        query, negative, residual, window, overlap, batch_size: See :class:`ChunkedSeparator`.
 
     Returns:
-        np.ndarray: (n_queries [+ 1 residual], channels, time), float32.
+        np.ndarray: (n_outputs [+ 1 residual], channels, time), float32.
     """
-    wav = torch.as_tensor(wav, dtype=torch.float32).cpu().numpy()
-    if wav.ndim == 1:
-        wav = wav[None]
-    if wav.ndim != 2:
-        raise ValueError(f"wav must be (time,) or (channels, time), got shape {wav.shape}.")
-    separator = ChunkedSeparator(model, queries, negative, residual, window, overlap, batch_size)
+    wav = as_float_audio(wav, "wav")
+    separator = ChunkedSeparator(model, query, negative, residual, window, overlap, batch_size)
     blocks: List[np.ndarray] = []
-    separator.run(lambda a, b: wav[:, a:b], wav.shape[1], int(sample_rate), blocks.append)
+    separator.run(lambda a, b: wav[:, a:b], wav.shape[1], _rate(sample_rate), blocks.append)
     return np.concatenate(blocks, axis=-1)
 
 
-def output_paths(
-    path: str, queries: Sequence, output_dir: Optional[str], residual: bool
-) -> List[str]:
-    """``<output_dir>/<stem>_<query-slug>.wav`` per query (and ``_residual`` last)."""
-    stem = os.path.splitext(os.path.basename(path))[0]
-    directory = output_dir if output_dir is not None else os.path.dirname(os.path.abspath(path))
-    names = [
-        query_slug(q) if isinstance(q, str) else f"query{i + 1}" for i, q in enumerate(queries)
-    ]
+def _rate(sample_rate) -> int:
+    if isinstance(sample_rate, bool) or not np.isfinite(sample_rate) or sample_rate <= 0:
+        raise LASSInputError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}.")
+    if int(sample_rate) != sample_rate:
+        raise LASSInputError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}.")
+    return int(sample_rate)
+
+
+def output_names(model, query, residual: bool) -> List[str]:
+    """Names of the outputs for ``query`` (``residual`` last), refusing collisions."""
+    n_outputs = getattr(model, "n_src", None) if query is None else None
+    names = model.output_names(query, n_outputs)
     if residual:
+        if "residual" in names:
+            raise LASSInputError(
+                "a query is named 'residual', which --residual also writes; rename the query."
+            )
         names.append("residual")
     if len(set(names)) != len(names):
-        raise ValueError(f"Two queries give the same output name: {names}.")
-    return [os.path.join(directory, f"{stem}_{name}.wav") for name in names]
+        raise LASSInputError(f"two queries give the same output name: {names}.")
+    return names
+
+
+def output_paths(
+    path: str, model, query, output_dir: Optional[str], residual: bool
+) -> List[str]:
+    """``<output_dir>/<stem>_<output name>.wav`` for every output (``_residual`` last)."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    directory = output_dir if output_dir is not None else os.path.dirname(os.path.abspath(path))
+    return [
+        os.path.join(directory, f"{stem}_{name}.wav")
+        for name in output_names(model, query, residual)
+    ]
 
 
 def separate_file(
     model,
     path: str,
-    queries: Sequence,
+    query=None,
     negative: Sequence[str] = (),
     residual: bool = False,
     output_dir: Optional[str] = None,
@@ -317,15 +419,16 @@ def separate_file(
     block_seconds: float = 60.0,
     progress: Optional[Callable[[int], None]] = None,
 ) -> List[str]:
-    """Separate an audio file into ``<stem>_<query-slug>.wav`` files, reading it in blocks.
+    """Separate an audio file into ``<stem>_<output name>.wav`` files, reading it in blocks.
 
     Outputs have the input's length, sample rate and channel count. They are written to
-    temporary files and renamed at the end, so an interrupted run leaves nothing half-written.
+    temporary files and renamed when all are complete, so an interrupted run leaves nothing
+    half-written; an output never replaces the input.
 
     Args:
-        model: A query-conditioned separator.
+        model: A :class:`~asteroid_lass.models.base.Separator`.
         path: Input audio file (anything soundfile reads).
-        queries, negative, residual, window, overlap, batch_size: See :class:`ChunkedSeparator`.
+        query, negative, residual, window, overlap, batch_size: See :class:`ChunkedSeparator`.
         output_dir: Where to write (default: beside the input).
         force: Overwrite existing outputs.
         resample: Accept input at another rate than the model's (else raise).
@@ -333,43 +436,45 @@ def separate_file(
         progress: Called with the number of input samples finished.
 
     Returns:
-        list[str]: The written paths, in query order (residual last).
+        list[str]: The written paths, in output order (residual last).
 
     Raises:
-        FileNotFoundError, ValueError, FileExistsError: With the path and the reason.
+        AudioFileError, LASSInputError, OutputExistsError: With the path and the reason.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Input audio not found: {path}")
+        raise AudioFileError(f"input audio not found: {path}")
     try:
         info = sf.info(path)
     except Exception as err:
-        raise ValueError(f"Could not read audio file {path}: {err}") from err
-    if info.frames == 0:
-        raise ValueError(f"Audio file {path} is empty (0 samples).")
+        raise AudioFileError(f"could not read audio file {path}: {one_line(err)}") from err
+    if info.frames <= 0:
+        raise AudioFileError(f"audio file {path} is empty (0 samples).")
     if not resample and info.samplerate != int(model.sample_rate):
-        raise ValueError(
+        raise LASSInputError(
             f"{path} is at {info.samplerate} Hz but the model runs at {int(model.sample_rate)} Hz; "
             "pass resample=True to resample it."
         )
-    destinations = output_paths(path, queries, output_dir, residual)
-    existing = [d for d in destinations if os.path.exists(d)]
-    if existing and not force:
-        raise FileExistsError(
-            f"Output exists: {existing[0]} (pass force=True / --force to overwrite)."
-        )
-    separator = ChunkedSeparator(model, queries, negative, residual, window, overlap, batch_size)
+    destinations = output_paths(path, model, query, output_dir, residual)
+    for destination in destinations:
+        if os.path.exists(destination) and os.path.samefile(destination, path):
+            raise OutputExistsError(f"output {destination} would replace the input {path}.")
+        if os.path.exists(destination) and not force:
+            raise OutputExistsError(
+                f"output exists: {destination} (pass force=True / --force to overwrite)."
+            )
+    separator = ChunkedSeparator(model, query, negative, residual, window, overlap, batch_size)
     # Every output is renamed into place only when all of them are complete (atomic_write);
     # the SoundFiles, entered after, are closed before that.
     with contextlib.ExitStack() as outputs:
         temporaries = [outputs.enter_context(atomic_write(d)) for d in destinations]
         writers = [
             outputs.enter_context(
-                sf.SoundFile(t, "w", info.samplerate, info.channels, subtype="FLOAT")
+                sf.SoundFile(t, "w", info.samplerate, info.channels, subtype="FLOAT", format="WAV")
             )
             for t in temporaries
         ]
         with sf.SoundFile(path) as reader:
-            blocks = _BlockReader(reader, int(block_seconds * info.samplerate))
+            blocks = _BlockReader(reader, int(block_seconds * info.samplerate), path)
 
             def write(block: np.ndarray) -> None:
                 for writer, output in zip(writers, block):
@@ -382,8 +487,9 @@ def separate_file(
 class _BlockReader:
     """Random access to a sound file through a cache of one block, for mostly forward reads."""
 
-    def __init__(self, sound_file: sf.SoundFile, block: int):
+    def __init__(self, sound_file: sf.SoundFile, block: int, path: str):
         self.file = sound_file
+        self.path = path
         self.block = max(block, 1)
         self.start = 0
         self.data = np.zeros((sound_file.channels, 0), dtype=np.float32)
@@ -394,4 +500,5 @@ class _BlockReader:
             n_frames = max(stop - start, self.block)
             self.data = self.file.read(n_frames, dtype="float32", always_2d=True).T
             self.start = start
+            _check_finite(self.data, self.path, start, self.file.samplerate)
         return self.data[:, start - self.start : stop - self.start]

@@ -260,10 +260,10 @@ def register_objective(name: str, factory: Callable[..., Objective]) -> None:
 
 
 def build_objective(conf: Dict[str, Any]) -> Objective:
-    """Build an objective from the conf's ``loss`` group, e.g.
-    ``{"name": "waveform", "loss": "neg_snr", "assignment": "fixed"}``."""
+    """Build an objective from a recipe conf's ``objective`` group, e.g.
+    ``{"objective": "waveform", "loss": "neg_snr", "assignment": "fixed"}``."""
     conf = dict(conf)
-    name = conf.pop("name", "waveform")
+    name = conf.pop("objective", "waveform")
     if name not in _OBJECTIVES:
         raise ValueError(f"Unknown objective {name!r}; choose from {sorted(_OBJECTIVES)}.")
     return _OBJECTIVES[name](**conf)

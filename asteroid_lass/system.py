@@ -1,47 +1,23 @@
-"""Training of query-conditioned separators with Asteroid's ``System``."""
+"""Training of every separator of the package with Asteroid's ``System``.
 
-from typing import Callable, Dict, Optional
+One System serves every condition kind: batches are dicts (see
+:mod:`asteroid_lass.data.batch`), the model turns the batch's conditions into its own
+(:meth:`~asteroid_lass.models.base.Separator.conditions_from_batch`), and the objective (see
+:mod:`asteroid_lass.losses`) sees the model's training outputs and the batch.
+"""
 
+import math
+import sys
+import time
+from typing import Any, Dict, Optional
+
+import pytorch_lightning as pl
 import torch
 from asteroid.engine.system import System
-from asteroid.losses import singlesrc_neg_sisdr, singlesrc_neg_snr
 
+from .losses import Objective
+from .metrics import audible, match_to_references, si_sdr_improvement
 from .queries import QueryEncoder
-
-
-def l1_wav(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """AudioSep's loss: mean absolute error on the waveform."""
-    return (estimate - target).abs().mean()
-
-
-def neg_sisdr(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return singlesrc_neg_sisdr(estimate, target).mean()
-
-
-def neg_snr(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Negative plain-energy SDR (AudioSep's evaluation metric): sign and scale matter."""
-    return singlesrc_neg_snr(estimate, target).mean()
-
-
-def l1_wav_plus_neg_sisdr(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return l1_wav(estimate, target) + neg_sisdr(estimate, target)
-
-
-# SI-SDR ignores the estimate's gain and sign: trained on it alone (or with a small L1 term),
-# a model may output -0.9 x the target. neg_snr and l1_wav do not have that freedom.
-LOSSES: Dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "l1_wav": l1_wav,
-    "neg_sisdr": neg_sisdr,
-    "neg_snr": neg_snr,
-    "l1_wav+neg_sisdr": l1_wav_plus_neg_sisdr,
-}
-
-
-def get_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Loss by config name: ``l1_wav``, ``neg_sisdr``, ``neg_snr`` or ``l1_wav+neg_sisdr``."""
-    if name not in LOSSES:
-        raise ValueError(f"Unknown loss {name!r}; choose one of {sorted(LOSSES)}.")
-    return LOSSES[name]
 
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
@@ -92,28 +68,27 @@ def training_precision(setting: str = "auto") -> str:
     return "bf16-mixed" if native else "32"
 
 
-def si_sdr_improvement(mixture, estimate, target) -> torch.Tensor:
-    """Per-example SI-SDR(estimate) - SI-SDR(mixture), in dB; all (batch, time)."""
-    return singlesrc_neg_sisdr(mixture, target) - singlesrc_neg_sisdr(estimate, target)
+class SeparationSystem(System):
+    """An Asteroid ``System`` for N-output separators of any condition kind.
 
-
-class TextConditionedSystem(System):
-    """A ``System`` whose batches are (mixture, target, query texts).
-
-    The frozen query encoder embeds each distinct text once (its cache persists across steps)
-    and is never trained. Validation also logs ``val_si_sdri``.
+    Validation logs ``val_loss`` and ``val_si_sdri`` (SI-SDR improvement averaged over the
+    audible references; a blind model's outputs are first matched to the references).
 
     Args:
-        query_encoder: The frozen encoder; also attached to the model so that its spec is
-            saved with it.
-        Other args: as :class:`asteroid.engine.System`.
+        model: A :class:`~asteroid_lass.models.base.Separator`.
+        optimizer, train_loader, val_loader, scheduler, config: As
+            :class:`asteroid.engine.System`.
+        loss_func: An objective ``objective(outputs, batch) -> {"loss": ..., ...}`` (see
+            :func:`asteroid_lass.losses.build_objective`).
+        query_encoder: For an embedding model: the frozen encoder, attached to the model so
+            that its spec is saved with it. It is never trained.
     """
 
     def __init__(
         self,
         model,
         optimizer,
-        loss_func,
+        loss_func: Objective,
         train_loader,
         val_loader=None,
         scheduler=None,
@@ -124,20 +99,39 @@ class TextConditionedSystem(System):
         if query_encoder is not None:
             model.set_query_encoder(query_encoder)
 
-    def embed(self, queries) -> torch.Tensor:
-        return self.model.query_encoder.embed_text(list(queries)).to(self.device)
+    def _outputs(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+        conditions = self.model.conditions_from_batch(batch.get("conditions"))
+        if self.model.condition_kind in ("label", "prompt"):
+            batch["condition_ids"] = conditions
+        return self.model.training_outputs(batch["mixture"], conditions)
 
     def common_step(self, batch, batch_nb, train=True):
-        mixture, target, queries = batch
-        estimate = self.model(mixture, self.embed(queries))[:, 0]
-        return self.loss_func(estimate, target)
+        terms = self.loss_func(self._outputs(batch), batch)
+        size = len(batch["mixture"])
+        for name, value in terms.items():
+            if name != "loss":
+                self.log(f"{'train' if train else 'val'}_{name}", value, batch_size=size)
+        return terms["loss"]
+
+    def training_step(self, batch, batch_nb):
+        loss = self.common_step(batch, batch_nb, train=True)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["mixture"]))
+        return loss
 
     def validation_step(self, batch, batch_nb):
-        mixture, target, queries = batch
-        estimate = self.model(mixture, self.embed(queries))[:, 0]
-        self.log("val_loss", self.loss_func(estimate, target), on_epoch=True, prog_bar=True)
-        improvement = si_sdr_improvement(mixture, estimate, target).mean()
-        self.log("val_si_sdri", improvement, on_epoch=True, prog_bar=True)
+        outputs = self._outputs(batch)
+        loss = self.loss_func(outputs, batch)["loss"]
+        size = len(batch["mixture"])
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
+        estimates, targets = outputs["estimates"], batch["targets"]
+        if self.model.condition_kind == "none":
+            estimates = match_to_references(estimates, targets)
+        improvement = si_sdr_improvement(batch["mixture"], estimates, targets)
+        mask = audible(targets, batch["mixture"])
+        if mask.any():
+            self.log(
+                "val_si_sdri", improvement[mask].mean(), on_epoch=True, prog_bar=True, batch_size=size
+            )
 
     def on_validation_epoch_end(self):
         # Asteroid's version assumes a logger; Trainer(logger=False) has none.
@@ -148,3 +142,42 @@ class TextConditionedSystem(System):
         dataset = getattr(self.train_loader, "dataset", None)
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(self.current_epoch)
+
+
+class EpochLine(pl.Callback):
+    """One plain line per epoch, so that progress shows in a log file or a pipe.
+
+    ``epoch 3/24  train_loss -8.41  val_loss -9.02  val_si_sdri 9.13 dB  elapsed 2m05s  left ~14m``
+    """
+
+    def __init__(self, stream=None):
+        self.stream = stream
+        self.start = None
+
+    def on_train_start(self, trainer, pl_module):
+        self.start = time.monotonic()
+        self.first_epoch = trainer.current_epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        # Runs after the epoch's validation, so both losses are there.
+        if self.start is None:
+            return
+        metrics = trainer.callback_metrics
+        parts = [f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"]
+        for name in ("train_loss", "val_loss"):
+            if name in metrics:
+                parts.append(f"{name} {float(metrics[name]):.3f}")
+        if "val_si_sdri" in metrics:
+            parts.append(f"val_si_sdri {float(metrics['val_si_sdri']):.2f} dB")
+        elapsed = time.monotonic() - self.start
+        done = trainer.current_epoch + 1 - self.first_epoch
+        left = elapsed / max(done, 1) * max(trainer.max_epochs - trainer.current_epoch - 1, 0)
+        parts += [f"elapsed {_duration(elapsed)}", f"left ~{_duration(left)}"]
+        print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(math.ceil(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from ..audio import read_audio, resample
 from ..utils import atomic_write
+from .batch import separation_item
 from .manifest import LABEL_SEPARATOR, load_manifest, split_labels
 from .mixing import mix
 
@@ -186,7 +187,8 @@ class QueryMixtureDataset(MixingSettings, Dataset):
         seed: Base seed.
 
     Returns (per item):
-        (mixture, target, query): (time,) float tensors and the query text.
+        dict: ``mixture`` (1, time), ``targets`` (1, 1, time), ``conditions`` [query text]
+        (see :mod:`asteroid_lass.data.batch`).
     """
 
     dataset_name = "QueryMixtures"
@@ -221,6 +223,24 @@ class QueryMixtureDataset(MixingSettings, Dataset):
         self._durations = self.table["duration"].to_numpy(dtype=float)
         if not any(self._disjoint_candidates(i).size for i in range(min(len(self.table), 50))):
             raise ValueError("No two clips in the manifest have disjoint labels: nothing to mix.")
+
+    @classmethod
+    def from_conf(cls, manifest, data: dict, seed: int = 0, **overrides) -> "QueryMixtureDataset":
+        """The dataset a recipe's ``data`` group describes (sample_rate, segment_seconds,
+        max_interferers, snr_low, snr_high, query_source, template_probability,
+        items_per_epoch)."""
+        settings = dict(
+            sample_rate=data["sample_rate"],
+            segment_seconds=data["segment_seconds"],
+            max_interferers=data["max_interferers"],
+            snr_range=(data["snr_low"], data["snr_high"]),
+            query_source=data.get("query_source", "label"),
+            template_probability=data.get("template_probability", 0.0),
+            items_per_epoch=data.get("items_per_epoch"),
+            seed=seed,
+        )
+        settings.update(overrides)
+        return cls(manifest, **settings)
 
     def __len__(self) -> int:
         return self.items_per_epoch
@@ -285,7 +305,7 @@ class QueryMixtureDataset(MixingSettings, Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         recipe = self.draw_recipe(rng)
         mixture, target = render(self.store, recipe, self.segment)
-        return torch.from_numpy(mixture), torch.from_numpy(target), recipe["query"]
+        return separation_item(mixture, target[None], [recipe["query"]])
 
 
 def write_fixed_mixtures(
@@ -333,7 +353,8 @@ class FixedMixtureDataset(Dataset):
         segment_seconds: Mixture length (default: the one recorded beside the CSV).
 
     Returns (per item):
-        (mixture, target, query): (time,) float tensors and the query text.
+        dict: ``mixture`` (1, time), ``targets`` (1, 1, time), ``conditions`` [query text]
+        (see :mod:`asteroid_lass.data.batch`).
     """
 
     dataset_name = "FixedQueryMixtures"
@@ -387,7 +408,7 @@ class FixedMixtureDataset(Dataset):
     def __getitem__(self, index: int):
         recipe = self.recipes[index]
         mixture, target = render(self.store, recipe, self.segment)
-        return torch.from_numpy(mixture), torch.from_numpy(target), recipe["query"]
+        return separation_item(mixture, target[None], [recipe["query"]])
 
     def get_infos(self) -> dict:
         return corpus_infos(self.dataset_name)

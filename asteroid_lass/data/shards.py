@@ -24,6 +24,7 @@ from .datasets import (
     random_offset,
 )
 from .manifest import load_manifest
+from .batch import separation_item
 from .mixing import mix
 
 
@@ -191,4 +192,4 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
             self.template_probability,
             self.templates,
         )
-        return torch.from_numpy(mixture), torch.from_numpy(target), query
+        return separation_item(mixture, target[None], [query])

@@ -3,6 +3,7 @@
 from asteroid.models import register_model
 from asteroid.models import get as _get_registered
 
+from .asteroid_blind import AsteroidSeparator
 from .base import EmbeddingSeparator, Separator
 from .resunet import SIZE_PRESETS, LASSResUNet
 
@@ -19,5 +20,21 @@ def register(model_class) -> None:
 
 
 register(LASSResUNet)
+register(AsteroidSeparator)
 
-__all__ = ["Separator", "EmbeddingSeparator", "LASSResUNet", "SIZE_PRESETS", "register"]
+__all__ = [
+    "AsteroidSeparator",
+    "EmbeddingSeparator",
+    "LASSResUNet",
+    "SIZE_PRESETS",
+    "Separator",
+    "as_separator",
+    "register",
+]
+
+
+def as_separator(model) -> Separator:
+    """Any loaded model as a :class:`Separator`: ours as they are, Asteroid's wrapped blind."""
+    if isinstance(model, Separator):
+        return model
+    return AsteroidSeparator.wrap(model)

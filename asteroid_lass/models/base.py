@@ -58,6 +58,8 @@ class Separator(BaseModel):
     """
 
     condition_kind: ClassVar[str] = "none"
+    #: Shortest input the network handles; inference zero-pads shorter windows to it.
+    min_input_samples: int = 1
 
     def __init__(
         self, sample_rate: float, in_channels: int = 1, vocabulary: Optional[Sequence[str]] = None

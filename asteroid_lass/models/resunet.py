@@ -206,6 +206,7 @@ class LASSResUNet(EmbeddingSeparator):
             )
         self.n_fft = int(n_fft)
         self.hop_length = int(hop_length)
+        self.min_input_samples = self.n_fft  # the STFT's reflect padding needs n_fft // 2 + 1
         self.channels = channels
         # Not persistent: the window follows from n_fft, so model files do not carry it.
         self.register_buffer(

@@ -1,5 +1,13 @@
-"""LAION-CLAP text and audio queries, as AudioSep uses them."""
+"""LAION-CLAP text and audio queries, as AudioSep uses them.
 
+A model file never holds a path of the machine that wrote it: the CLAP checkpoint is recorded
+by file name and SHA-256, and found again through an explicit path, the
+``ASTEROID_LASS_CLAP_CHECKPOINT`` environment variable (a file or a folder), or the Hugging
+Face cache.
+"""
+
+import glob
+import hashlib
 import os
 from typing import List, Optional
 
@@ -13,34 +21,88 @@ CLAP_SAMPLE_RATE = 48000
 CLAP_AUDIO_SAMPLES = 480000  # 10 s; shorter queries are repeat-padded by laion-clap
 # AudioSep tokenises captions up to 512 tokens (laion-clap's own default is 77).
 MAX_TEXT_TOKENS = 512
+CHECKPOINT_ENV = "ASTEROID_LASS_CLAP_CHECKPOINT"
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_checkpoint(checkpoint: str, sha256: Optional[str] = None) -> str:
+    """Locate a CLAP checkpoint by path, or by file name (and SHA-256 when given).
+
+    Looks, in order, at ``checkpoint`` itself, at ``$ASTEROID_LASS_CLAP_CHECKPOINT`` (a file,
+    or a folder holding the file name), and in the Hugging Face cache
+    (``$HF_HOME/hub``, default ``~/.cache/huggingface/hub``).
+
+    Raises:
+        FileNotFoundError: Nowhere, or only files whose SHA-256 differs; the message lists
+            every place it looked.
+    """
+    if not checkpoint:
+        raise FileNotFoundError(
+            "no CLAP checkpoint given: pass the path of a LAION-CLAP .pt file (AudioSep uses "
+            "music_speech_audioset_epoch_15_esc_89.98.pt)."
+        )
+    name = os.path.basename(checkpoint)
+    hf_home = os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface"))
+    candidates = [checkpoint]
+    from_env = os.environ.get(CHECKPOINT_ENV)
+    if from_env:
+        candidates.append(os.path.join(from_env, name) if os.path.isdir(from_env) else from_env)
+    hub = os.path.join(hf_home, "hub")
+    candidates += sorted(glob.glob(os.path.join(glob.escape(hub), "**", name), recursive=True))
+    mismatched = []
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            if sha256 is None or file_sha256(candidate) == sha256:
+                return os.path.abspath(candidate)
+            mismatched.append(candidate)
+    looked = [checkpoint, f"${CHECKPOINT_ENV}" + (f" ({from_env})" if from_env else " (unset)"), hub]
+    detail = f"; found with another SHA-256: {mismatched}" if mismatched else ""
+    raise FileNotFoundError(
+        f"CLAP checkpoint {name} not found (looked at {', '.join(looked)}){detail}. Pass its path "
+        f"(--clap-checkpoint) or set {CHECKPOINT_ENV}."
+    )
 
 
 class ClapQueryEncoder(QueryEncoder):
     """Frozen LAION-CLAP (HTSAT audio tower, RoBERTa text tower, no fusion): 512-d unit vectors.
 
     Args:
-        checkpoint: Path of a LAION-CLAP checkpoint, e.g. AudioSep's
-            ``music_speech_audioset_epoch_15_esc_89.98.pt``. Nothing is downloaded.
+        checkpoint: Path, or file name, of a LAION-CLAP checkpoint, e.g. AudioSep's
+            ``music_speech_audioset_epoch_15_esc_89.98.pt`` (see :func:`find_checkpoint`).
+            Nothing is downloaded.
         amodel: Audio tower architecture (AudioSep: ``HTSAT-base``).
         device: Where to run CLAP (default: CPU).
+        sha256: The checkpoint's SHA-256, as recorded in a model file: a file of the same name
+            with other contents is not used.
 
     Raises:
-        FileNotFoundError: ``checkpoint`` does not exist.
+        FileNotFoundError: The checkpoint is not found (the message says where it looked).
     """
 
     name = "clap"
     dim = 512
 
-    def __init__(self, checkpoint: str, amodel: str = "HTSAT-base", device: Optional[str] = None):
+    def __init__(
+        self,
+        checkpoint: str,
+        amodel: str = "HTSAT-base",
+        device: Optional[str] = None,
+        sha256: Optional[str] = None,
+    ):
         super().__init__()
-        if not checkpoint or not os.path.isfile(checkpoint):
-            raise FileNotFoundError(
-                f"CLAP checkpoint not found: {checkpoint!r}. Pass the path of a LAION-CLAP .pt "
-                "file (AudioSep uses music_speech_audioset_epoch_15_esc_89.98.pt)."
-            )
+        path = find_checkpoint(checkpoint, sha256)
         import laion_clap
 
-        self.checkpoint = os.path.abspath(checkpoint)
+        self.checkpoint = path
+        self.sha256 = sha256 or file_sha256(path)
         self.amodel = amodel
         self.device = torch.device(device or "cpu")
         self._clap = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device=self.device)
@@ -48,7 +110,13 @@ class ClapQueryEncoder(QueryEncoder):
         self._clap.eval().requires_grad_(False)
 
     def spec(self) -> dict:
-        return {"name": self.name, "checkpoint": self.checkpoint, "amodel": self.amodel}
+        # File name and hash, never this machine's path: model files stay portable.
+        return {
+            "name": self.name,
+            "checkpoint": os.path.basename(self.checkpoint),
+            "sha256": self.sha256,
+            "amodel": self.amodel,
+        }
 
     def _tokenize(self, texts: List[str]) -> dict:
         tokens = self._clap.tokenize(

