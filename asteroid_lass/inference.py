@@ -183,7 +183,9 @@ class ChunkedSeparator:
                         start, stop = plan.bounds(index)
                         is_first, is_last = index == 0, index == plan.n_windows - 1
                         if self.blind and previous_tail is not None:
-                            estimate = estimate[match_outputs(previous_tail, estimate[..., : plan.overlap])]
+                            estimate = estimate[
+                                match_outputs(previous_tail, estimate[..., : plan.overlap])
+                            ]
                         if not is_first:
                             estimate[..., : plan.overlap] *= fade_in
                             estimate[..., : plan.overlap] += pending
@@ -392,9 +394,7 @@ def output_names(model, query, residual: bool) -> List[str]:
     return names
 
 
-def output_paths(
-    path: str, model, query, output_dir: Optional[str], residual: bool
-) -> List[str]:
+def output_paths(path: str, model, query, output_dir: Optional[str], residual: bool) -> List[str]:
     """``<output_dir>/<stem>_<output name>.wav`` for every output (``_residual`` last)."""
     stem = os.path.splitext(os.path.basename(path))[0]
     directory = output_dir if output_dir is not None else os.path.dirname(os.path.abspath(path))

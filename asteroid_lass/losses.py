@@ -182,12 +182,10 @@ def assigned_loss(
     if assignment == "fixed":
         return pair_loss(estimates, targets).mean(dim=(1, 2))
     if assignment == "pit":
-        # Asteroid's wrapper over every permutation; its pairwise matrix is ours transposed.
-        def loss_func(est, ref):
-            return pairwise(pair_loss, est, ref).transpose(1, 2)
-
-        wrapper = PITLossWrapper(loss_func, pit_from="pw_mtx")
-        return wrapper(estimates, targets, return_est=False, reduce_kwargs=None)
+        # Asteroid's exhaustive search; its pairwise matrix has our (estimate, reference) layout.
+        matrix = pairwise(pair_loss, estimates, targets)
+        best, _ = PITLossWrapper.find_best_perm(matrix)
+        return best
     matrix = pairwise(pair_loss, estimates, targets)
     if assignment == "hungarian":
         order = hungarian_assignment(matrix)

@@ -44,7 +44,9 @@ def score(
         dict: ``<metric>``, ``input_<metric>`` (the mixture as the estimate) and
         ``<metric>_imp`` for every metric and for ``energy_sdr``.
     """
-    mixture, target, estimate = (np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in (mixture, target, estimate))
+    mixture, target, estimate = (
+        np.atleast_2d(np.asarray(x, dtype=np.float64)) for x in (mixture, target, estimate)
+    )
     rows = []
     for channel in range(target.shape[0]):
         with warnings.catch_warnings():

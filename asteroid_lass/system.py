@@ -130,7 +130,11 @@ class SeparationSystem(System):
         mask = audible(targets, batch["mixture"])
         if mask.any():
             self.log(
-                "val_si_sdri", improvement[mask].mean(), on_epoch=True, prog_bar=True, batch_size=size
+                "val_si_sdri",
+                improvement[mask].mean(),
+                on_epoch=True,
+                prog_bar=True,
+                batch_size=size,
             )
 
     def on_validation_epoch_end(self):

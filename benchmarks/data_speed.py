@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from asteroid_lass import LASSResUNet
 from asteroid_lass.data import QueryMixtureDataset
+from asteroid_lass.data.batch import collate_separation
 from asteroid_lass.data.synth import make_corpus
 
 
@@ -42,13 +43,14 @@ def main() -> None:
         batch_size=args.batch,
         num_workers=args.workers,
         persistent_workers=args.workers > 0,
+        collate_fn=collate_separation,
     )
     iterator = iter(loader)
     next(iterator)  # start-up (workers, first decodes) is not throughput
     start = time.perf_counter()
     n_items = 0
-    for mixture, _, _ in iterator:
-        n_items += mixture.shape[0]
+    for batch in iterator:
+        n_items += batch["mixture"].shape[0]
     items_per_second = n_items / (time.perf_counter() - start)
 
     torch.set_num_threads(2)
@@ -61,7 +63,7 @@ def main() -> None:
     timings = []
     for _ in range(4):
         start = time.perf_counter()
-        loss = (model(mixture, embedding)[:, 0] - mixture).abs().mean()
+        loss = (model(mixture[:, None], embedding[:, None])[:, 0, 0] - mixture).abs().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

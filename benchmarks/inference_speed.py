@@ -61,16 +61,21 @@ def audiosep_chunked(model, mixture, query_embedding):
     position = 0
     with torch.no_grad():
         while position + window < length:
-            chunk = model(mixture[:, position : position + window], query_embedding)[0].numpy()
+            chunk = _forward(model, mixture[:, position : position + window], query_embedding)
             if position == 0:
                 out[:, : window - right] = chunk[:, :-right]
             else:
                 out[:, position + left : position + window - right] = chunk[:, left:-right]
             position += core
             if position < length:  # the next window, computed here and again next iteration
-                chunk = model(mixture[:, position : position + window], query_embedding)[0].numpy()
+                chunk = _forward(model, mixture[:, position : position + window], query_embedding)
                 out[:, position + left : position + chunk.shape[-1]] = chunk[:, left:]
     return out
+
+
+def _forward(model, chunk, query_embedding):
+    """One (1, time) chunk through the model: (1, time) numpy."""
+    return model(chunk[None], query_embedding[:, None])[0, 0].numpy()
 
 
 def per_window(args) -> None:
@@ -91,7 +96,7 @@ def per_window(args) -> None:
         for _ in range(2):
             start = time.perf_counter()
             with context(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                net.separate_queries(windows[:batch], embedding)
+                net(windows[:batch], embedding.expand(batch, 1, -1))
             best = min(best, time.perf_counter() - start)
         return best / batch
 
@@ -139,7 +144,7 @@ def worker(args) -> None:
         separate_file(
             model,
             path,
-            [embedding[0]],
+            query=embedding[0],
             output_dir=out_dir,
             window=args.window,
             overlap=args.overlap,
@@ -182,8 +187,8 @@ def equivalence(workdir: str, model_path: str = None, audio_path: str = None) ->
         wav = wav.T[:1]
     else:
         wav, rate = sf.read(_input_file(workdir, 25), dtype="float32")[0][None], SAMPLE_RATE
-    chunked = separate_waveform(model, wav, rate, [query])[0, 0]
-    full = separate_waveform(model, wav, rate, [query], window=wav.shape[-1] / rate + 1)[0, 0]
+    chunked = separate_waveform(model, wav, rate, query)[0, 0]
+    full = separate_waveform(model, wav, rate, query, window=wav.shape[-1] / rate + 1)[0, 0]
     return float(10 * np.log10(np.sum(full**2) / np.sum((full - chunked) ** 2)))
 
 

@@ -48,7 +48,7 @@ def worker(args) -> None:
     else:
 
         def run():
-            return model(mixture, embedding)
+            return model(mixture, embedding[:, None])[:, 0]
 
     baseline = peak_rss_mb()
     timings = []
@@ -59,7 +59,7 @@ def worker(args) -> None:
             timings.append(time.perf_counter() - start)
         extra = {}
         if args.method == "audiosep":
-            ours = model(mixture, embedding)
+            ours = model.eval()(mixture, embedding[:, None])[:, 0]
             extra["relative_error"] = float((ours - output).norm() / output.norm())
     n_params = sum(p.numel() for p in model.parameters())
     print(

@@ -20,7 +20,7 @@ import torch
 from asteroid_lass import LASSResUNet
 from asteroid_lass.data import FixedMixtureDataset, load_manifest
 from asteroid_lass.inference import combine_negative
-from asteroid_lass.system import si_sdr_improvement
+from asteroid_lass.metrics import si_sdr_improvement
 
 
 def remove_projection(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
@@ -45,23 +45,20 @@ def main() -> None:
     scores = {"none": [], "projection": [], **{f"embedding a={a}": [] for a in args.alphas}}
     with torch.inference_mode():
         for index, recipe in enumerate(test_set.recipes):
-            mixture, target, query = test_set[index]
+            item = test_set[index]
+            mixture, target, query = item["mixture"], item["targets"], item["conditions"][0]
             negative = labels_of[recipe["interferer_paths"][0]][0]
             positive_emb, negative_emb = model.embed_query([query, negative])
-            both = model.separate_queries(
-                mixture[None, None], torch.stack([positive_emb, negative_emb])
-            )
+            both = model(mixture[None], torch.stack([positive_emb, negative_emb])[None])
             estimates = {
-                "none": both[:, 0],
-                "projection": remove_projection(both[:, 0], both[:, 1]),
+                "none": both[:, :1],
+                "projection": remove_projection(both[:, :1], both[:, 1:]),
             }
             for alpha in args.alphas:
                 combined = combine_negative(positive_emb[None], negative_emb[None], alpha)
-                estimates[f"embedding a={alpha}"] = model(mixture[None], combined)
+                estimates[f"embedding a={alpha}"] = model(mixture[None], combined[None])
             for name, estimate in estimates.items():
-                improvement = si_sdr_improvement(
-                    mixture[None], estimate.reshape(1, -1), target[None]
-                )
+                improvement = si_sdr_improvement(mixture[None], estimate, target[None])
                 scores[name].append(float(improvement))
     print(f"{len(test_set)} mixtures, negative query = the interferer's class")
     for name, values in scores.items():

@@ -6,6 +6,7 @@ import soundfile as sf
 import torch
 
 from asteroid_lass.data import load_manifest
+from asteroid_lass.data.batch import collate_separation
 from asteroid_lass.data.audioset import prepare_audioset, ytid_from_filename
 from asteroid_lass.data.shards import ShardedQueryMixtureDataset, iterate_shard_clips, write_shards
 from conftest import small_corpus
@@ -102,13 +103,22 @@ def test_shards_round_trip_and_stream_label_disjoint_mixtures(tmp_path):
     label_of = {}
     items = list(dataset)
     assert len(items) == 30
-    for mixture, target, query in items:
-        assert mixture.shape == target.shape == (4000,)
-        assert query in {"Siren", "Drum", "Wind", "Bell"}
-        assert mixture.abs().max() <= 0.9 + 1e-6
-    loader = torch.utils.data.DataLoader(dataset, batch_size=5, num_workers=2)
-    assert sum(batch[0].shape[0] for batch in loader) == 30
-    assert len(list(dataset)) == 30 and torch.equal(list(dataset)[0][0], items[0][0])
+    for item in items:
+        assert item["mixture"].shape == (1, 4000) and item["targets"].shape == (1, 1, 4000)
+        assert len(item["conditions"]) == 1
+        assert item["conditions"][0] in {"Siren", "Drum", "Wind", "Bell"}
+        assert item["mixture"].abs().max() <= 0.9 + 1e-6
+        # The target is in the mixture: what is left (the interferers) is not the target.
+        assert (item["mixture"] - item["targets"][0]).abs().max() > 1e-3
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=5, num_workers=2, collate_fn=collate_separation
+    )
+    batches = list(loader)
+    assert sum(batch["mixture"].shape[0] for batch in batches) == 30
+    assert all(batch["targets"].shape == (5, 1, 1, 4000) for batch in batches)
+    assert all(len(batch["conditions"]) == 5 for batch in batches)
+    again = list(dataset)
+    assert len(again) == 30 and torch.equal(again[0]["mixture"], items[0]["mixture"])
 
 
 def test_sharded_stream_names_its_configuration_errors(tmp_path):

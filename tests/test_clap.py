@@ -1,10 +1,22 @@
 """LAION-CLAP queries through the real laion-clap code, on a tiny offline checkpoint."""
 
+import functools
+import hashlib
+import os
+
 import numpy as np
+import pytest
 import torch
 
 from asteroid_lass import AudioQuery, LASSResUNet
 from asteroid_lass.queries import build_query_encoder
+from asteroid_lass.queries.clap import CHECKPOINT_ENV, find_checkpoint
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256(path: str) -> str:
+    with open(path, "rb") as stream:
+        return hashlib.sha256(stream.read()).hexdigest()
 
 
 def test_clap_text_and_audio_queries(tiny_clap_checkpoint, tmp_path):
@@ -30,12 +42,46 @@ def test_clap_text_and_audio_queries(tiny_clap_checkpoint, tmp_path):
     model = LASSResUNet(
         sample_rate=16000, n_fft=512, hop_length=128, channels="tiny", query_encoder=spec
     ).eval()
-    mixture = torch.randn(1, 8000)
+    mixture = torch.randn(8000)
     by_text = model.separate(mixture, query="a dog barking")
     by_audio = model.separate(mixture, query=AudioQuery(clip, 32000))
     assert by_text.shape == by_audio.shape == (1, 8000)
+    with torch.no_grad():
+        direct = model(mixture[None, None], audio[None])[0, :, 0]
+    torch.testing.assert_close(by_audio, direct)
+
+    # The model records the checkpoint by file name and content hash, not by this machine's path.
+    assert model.query_encoder_spec == {
+        "name": "clap",
+        "checkpoint": "tiny_clap.pt",
+        "sha256": _sha256(tiny_clap_checkpoint),
+        "amodel": "HTSAT-base",
+    }
     path = tmp_path / "clap_model.pth"
     torch.save(model.serialize(), path)
-    reloaded = LASSResUNet.from_pretrained(str(path)).eval()
+    assert os.path.dirname(tiny_clap_checkpoint).encode() not in path.read_bytes()
+    reloaded = LASSResUNet.from_pretrained(str(path))
     assert reloaded.query_encoder is encoder
     torch.testing.assert_close(reloaded.separate(mixture, query="a dog barking"), by_text)
+
+
+def test_checkpoint_is_found_by_name_and_hash(tiny_clap_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no file of that name in the working directory
+    monkeypatch.delenv(CHECKPOINT_ENV, raising=False)
+    name, sha256 = os.path.basename(tiny_clap_checkpoint), _sha256(tiny_clap_checkpoint)
+    with pytest.raises(FileNotFoundError, match=f"{name} not found.*{CHECKPOINT_ENV}"):
+        find_checkpoint(name, sha256)
+    # The environment variable may name the folder or the file itself.
+    for where in (os.path.dirname(tiny_clap_checkpoint), tiny_clap_checkpoint):
+        monkeypatch.setenv(CHECKPOINT_ENV, where)
+        assert os.path.samefile(find_checkpoint(name, sha256), tiny_clap_checkpoint)
+    # A different file of the same name is not taken for it when the hash is known.
+    impostor = tmp_path / "elsewhere" / name
+    impostor.parent.mkdir()
+    impostor.write_bytes(b"not the checkpoint")
+    monkeypatch.setenv(CHECKPOINT_ENV, str(impostor.parent))
+    with pytest.raises(FileNotFoundError, match="another SHA-256"):
+        find_checkpoint(name, sha256)
+    assert os.path.samefile(find_checkpoint(name), impostor)  # no hash: the name is enough
+    # An explicit path wins over the environment.
+    assert os.path.samefile(find_checkpoint(tiny_clap_checkpoint, sha256), tiny_clap_checkpoint)

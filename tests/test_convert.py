@@ -1,10 +1,12 @@
+import hashlib
+
 import pytest
 import torch
 
 from asteroid_lass import LASSResUNet
 from asteroid_lass.cli import main as cli_main
 from asteroid_lass.converters.audiosep import audiosep_key_to_lass, convert_audiosep
-from audiosep_layout import random_audiosep_state_dict
+from audiosep_layout import audiosep_shapes, random_audiosep_state_dict, trainable_count
 
 
 def _lightning_checkpoint(path, separator_state):
@@ -14,22 +16,41 @@ def _lightning_checkpoint(path, separator_state):
     return str(path)
 
 
-def test_every_tensor_lands_where_it_belongs(tmp_path):
-    source = random_audiosep_state_dict()
-    ckpt = _lightning_checkpoint(tmp_path / "audiosep.ckpt", source)
-    clap = tmp_path / "clap.pt"
-    clap.write_bytes(b"placeholder: the converter records the path, it does not load CLAP")
-    out = tmp_path / "converted.pth"
-    assert (
-        cli_main(["convert-audiosep", ckpt, "--clap-checkpoint", str(clap), "--out", str(out)]) == 0
-    )
+PLACEHOLDER = b"placeholder: the converter records the CLAP file, it does not load CLAP"
 
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """(AudioSep state dict, folder, model file) converted once through the CLI."""
+    folder = tmp_path_factory.mktemp("convert")
+    source = random_audiosep_state_dict()
+    ckpt = _lightning_checkpoint(folder / "audiosep.ckpt", source)
+    clap = folder / "clap.pt"
+    clap.write_bytes(PLACEHOLDER)
+    out = folder / "converted.pth"
+    args = ["convert-audiosep", ckpt, "--clap-checkpoint", str(clap), "--out", str(out)]
+    assert cli_main(args) == 0
+    assert cli_main(args) == 2  # an existing output is kept without --force
+    return source, folder, out
+
+
+def test_converted_model_records_clap_by_name_and_hash(converted):
+    _, folder, out = converted
     model = LASSResUNet.from_pretrained(str(out))
+    # File name and content hash: the model file carries no path of this machine.
     assert model.query_encoder_spec == {
         "name": "clap",
-        "checkpoint": str(clap.resolve()),
+        "checkpoint": "clap.pt",
+        "sha256": hashlib.sha256(PLACEHOLDER).hexdigest(),
         "amodel": "HTSAT-base",
     }
+    assert str(folder).encode() not in out.read_bytes()
+
+
+def test_every_tensor_lands_where_it_belongs(converted):
+    source, _, out = converted
+    model = LASSResUNet.from_pretrained(str(out))
+    assert not model.training
     target = model.state_dict()
     spot_checks = {
         "film.encoder_block3->conv_block1->beta2.weight": "encoder_blocks.2.unit.film2.weight",
@@ -54,7 +75,7 @@ def test_every_tensor_lands_where_it_belongs(tmp_path):
         used += 1
     assert used == len(target)
     n_params = sum(p.numel() for p in model.parameters())
-    assert n_params == 26_447_941 - 824_000
+    assert n_params == trainable_count(audiosep_shapes(), used_only=True)
 
 
 def test_missing_and_unexpected_keys_are_all_listed(tmp_path):
@@ -65,8 +86,10 @@ def test_missing_and_unexpected_keys_are_all_listed(tmp_path):
     ckpt = _lightning_checkpoint(tmp_path / "bad.ckpt", source)
     clap = tmp_path / "clap.pt"
     clap.write_bytes(b"x")
+    out = tmp_path / "converted.pth"
     with pytest.raises(ValueError) as info:
-        convert_audiosep(ckpt, str(clap))
+        convert_audiosep(ckpt, str(clap), out_path=str(out))
+    assert not out.exists()
     message = str(info.value)
     assert "ss_model.base.encoder_block9.conv_block1.conv1.weight" in message
     assert "encoder_blocks.1.unit.conv1.weight" in message

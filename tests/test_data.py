@@ -4,6 +4,8 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from torch.utils.data import DataLoader
 
 from asteroid_lass.data import (
     FixedMixtureDataset,
@@ -12,6 +14,7 @@ from asteroid_lass.data import (
     load_manifest,
     write_fixed_mixtures,
 )
+from asteroid_lass.data.batch import collate_separation
 from asteroid_lass.data.mixing import energy_snr_db
 from asteroid_lass.data.synth import CLASSES, make_corpus
 from conftest import write_wav
@@ -96,21 +99,37 @@ def test_mixtures_have_the_requested_snr(corpus):
         corpus, SR, segment_seconds=1.5, max_interferers=2, snr_range=(-10, 10), seed=1
     )
     for index in range(40):
-        mixture, target, _ = dataset[index]
+        item = dataset[index]
+        mixture, target = item["mixture"][0], item["targets"][0, 0]
         recipe = dataset.draw_recipe(np.random.default_rng([1, 0, index]))
+        assert item["conditions"] == [recipe["query"]]
         measured = energy_snr_db(target.numpy(), (mixture - target).numpy())
         assert abs(measured - recipe["snr_db"]) < 0.1
         assert mixture.abs().max() <= 0.9 + 1e-6
 
 
+def test_items_follow_the_batch_format_and_collate(corpus):
+    dataset = QueryMixtureDataset(corpus, SR, segment_seconds=1.0, seed=2)
+    item = dataset[0]
+    assert item["mixture"].shape == (1, SR) and item["targets"].shape == (1, 1, SR)
+    assert item["mixture"].dtype == item["targets"].dtype == torch.float32
+    assert isinstance(item["conditions"], list) and len(item["conditions"]) == 1
+    assert item["conditions"][0] in CLASSES
+    loader = DataLoader(dataset, batch_size=3, collate_fn=collate_separation)
+    batch = next(iter(loader))
+    assert batch["mixture"].shape == (3, 1, SR) and batch["targets"].shape == (3, 1, 1, SR)
+    assert batch["conditions"] == [dataset[i]["conditions"] for i in range(3)]
+    torch.testing.assert_close(batch["targets"][2], dataset[2]["targets"])
+
+
 def test_items_are_reproducible_per_epoch_and_differ_across_epochs(corpus):
     dataset = QueryMixtureDataset(corpus, SR, segment_seconds=1.0, seed=5)
-    first = dataset[3]
-    assert np.array_equal(first[0].numpy(), dataset[3][0].numpy())
+    first = dataset[3]["mixture"]
+    assert torch.equal(first, dataset[3]["mixture"])
     dataset.set_epoch(1)
-    assert not np.array_equal(first[0].numpy(), dataset[3][0].numpy())
+    assert not torch.equal(first, dataset[3]["mixture"])
     dataset.set_epoch(0)
-    assert np.array_equal(first[0].numpy(), dataset[3][0].numpy())
+    assert torch.equal(first, dataset[3]["mixture"])
 
 
 def test_fixed_sets_are_byte_identical_and_read_back_as_drawn(corpus, tmp_path):
@@ -123,13 +142,13 @@ def test_fixed_sets_are_byte_identical_and_read_back_as_drawn(corpus, tmp_path):
     fixed = FixedMixtureDataset(paths[0])
     assert len(fixed) == 20 and fixed.sample_rate == SR
     recipe = dataset.draw_recipe(np.random.default_rng([4, 0]))
-    mixture, target, query = fixed[0]
-    assert query == recipe["query"]
+    item = fixed[0]
+    assert item["conditions"] == [recipe["query"]]
     from asteroid_lass.data.datasets import render
 
     expected_mix, expected_target = render(dataset.store, recipe, dataset.segment)
-    np.testing.assert_array_equal(mixture.numpy(), expected_mix)
-    np.testing.assert_array_equal(target.numpy(), expected_target)
+    np.testing.assert_array_equal(item["mixture"].numpy(), expected_mix[None])
+    np.testing.assert_array_equal(item["targets"].numpy(), expected_target[None, None])
     infos = fixed.get_infos()
     assert infos["licenses"][0]["license"] == "MIT"
 
@@ -162,3 +181,20 @@ def test_builtin_corpus_classes_are_distinct_and_varied(tmp_path):
         distances = [np.abs(a - b).mean() for i, a in enumerate(members) for b in members[i + 1 :]]
         assert min(distances) > 0.05, label
         assert manifest[manifest.labels == label]["duration"].nunique() == 6
+
+
+def test_builtin_corpus_clips_are_never_silent(tmp_path):
+    """Short clips too: every clip holds its class's sound (peak-normalised to 0.3..0.9)."""
+    manifest = load_manifest(
+        make_corpus(
+            str(tmp_path), clips_per_class=6, sample_rate=8000, seconds_range=(0.5, 1.5), split="x"
+        )
+    )
+    import soundfile as sf
+
+    silent = [
+        (label, path)
+        for label, path in zip(manifest["labels"], manifest["path"])
+        if np.abs(sf.read(path, dtype="float32")[0]).max() < 0.29
+    ]
+    assert not silent

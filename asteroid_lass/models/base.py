@@ -498,7 +498,9 @@ def load_model_file(path_or_hub_id: str) -> dict:
             f"{path_or_hub_id} is not a serialized model (expected a dict with model_name, "
             "model_args and state_dict, as written by model.serialize())."
         )
-    bad = [k for k, v in conf["state_dict"].items() if v.is_floating_point() and not v.isfinite().all()]
+    bad = [
+        k for k, v in conf["state_dict"].items() if v.is_floating_point() and not v.isfinite().all()
+    ]
     if bad:
         raise ModelFileError(f"{path_or_hub_id}: weight {bad[0]} has NaN or infinite values.")
     return conf

@@ -50,7 +50,9 @@ def find_checkpoint(checkpoint: str, sha256: Optional[str] = None) -> str:
             "music_speech_audioset_epoch_15_esc_89.98.pt)."
         )
     name = os.path.basename(checkpoint)
-    hf_home = os.environ.get("HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface"))
+    hf_home = os.environ.get(
+        "HF_HOME", os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    )
     candidates = [checkpoint]
     from_env = os.environ.get(CHECKPOINT_ENV)
     if from_env:
@@ -63,7 +65,11 @@ def find_checkpoint(checkpoint: str, sha256: Optional[str] = None) -> str:
             if sha256 is None or file_sha256(candidate) == sha256:
                 return os.path.abspath(candidate)
             mismatched.append(candidate)
-    looked = [checkpoint, f"${CHECKPOINT_ENV}" + (f" ({from_env})" if from_env else " (unset)"), hub]
+    looked = [
+        checkpoint,
+        f"${CHECKPOINT_ENV}" + (f" ({from_env})" if from_env else " (unset)"),
+        hub,
+    ]
     detail = f"; found with another SHA-256: {mismatched}" if mismatched else ""
     raise FileNotFoundError(
         f"CLAP checkpoint {name} not found (looked at {', '.join(looked)}){detail}. Pass its path "

@@ -89,11 +89,26 @@ def evaluate(
                 continue  # a silent reference has no dB score
             row = None
             for system, estimates in outputs.items():
-                row = score(mixture.numpy(), targets[k].numpy(), estimates[k].numpy(), sample_rate, metrics)
-                rows.append(dict(row, system=system, item=index, output=k, condition=names[k], **about))
-            rows.append(dict(mixture_reference(row), system="mixture", item=index, output=k, condition=names[k], **about))
+                row = score(
+                    mixture.numpy(), targets[k].numpy(), estimates[k].numpy(), sample_rate, metrics
+                )
+                rows.append(
+                    dict(row, system=system, item=index, output=k, condition=names[k], **about)
+                )
+            rows.append(
+                dict(
+                    mixture_reference(row),
+                    system="mixture",
+                    item=index,
+                    output=k,
+                    condition=names[k],
+                    **about,
+                )
+            )
         if index < n_examples:
-            _save_example(os.path.join(out_dir, "examples", f"ex_{index}"), item, outputs, names, sample_rate)
+            _save_example(
+                os.path.join(out_dir, "examples", f"ex_{index}"), item, outputs, names, sample_rate
+            )
     table = pd.DataFrame(rows)
     _write_summaries(table, next(iter(systems)), out_dir)
     return table
@@ -121,8 +136,10 @@ def per_condition(table: pd.DataFrame) -> pd.DataFrame:
     if (stats.system == "oracle_irm").any():
         oracle = stats[stats.system == "oracle_irm"].set_index("condition")["mean"]
         stats["share_of_oracle"] = stats["mean"] / stats.condition.map(oracle)
-        stats["weak"] = (stats.system != "oracle_irm") & (stats.system != "mixture") & (
-            stats.share_of_oracle < WEAK_SHARE
+        stats["weak"] = (
+            (stats.system != "oracle_irm")
+            & (stats.system != "mixture")
+            & (stats.share_of_oracle < WEAK_SHARE)
         )
     return stats.round(3).set_index(["condition", "system"])
 
@@ -140,7 +157,9 @@ def _save_example(directory: str, item: dict, outputs: dict, names, sample_rate:
     write_audio_atomic(os.path.join(directory, "mixture.wav"), item["mixture"].numpy(), sample_rate)
     for k, name in enumerate(names):
         write_audio_atomic(
-            os.path.join(directory, f"target_{k}_{query_slug(name)}.wav"), item["targets"][k].numpy(), sample_rate
+            os.path.join(directory, f"target_{k}_{query_slug(name)}.wav"),
+            item["targets"][k].numpy(),
+            sample_rate,
         )
         for system, estimates in outputs.items():
             write_audio_atomic(

@@ -36,16 +36,30 @@ def main(argv=None) -> None:
 
     def describe(index: int) -> dict:
         recipe = test_set.recipes[index]
-        return dict(mixture_id=recipe["mixture_id"], target_labels=recipe["target_labels"], snr_db=recipe["snr_db"])
+        return dict(
+            mixture_id=recipe["mixture_id"],
+            target_labels=recipe["target_labels"],
+            snr_db=recipe["snr_db"],
+        )
 
     out_dir = os.path.join(args.exp_dir, "eval")
     table = evaluate(
-        systems, test_set, out_dir, oracle_stft=(model.n_fft, model.hop_length), describe=describe,
+        systems,
+        test_set,
+        out_dir,
+        oracle_stft=(model.n_fft, model.hop_length),
+        describe=describe,
         n_examples=args.n_examples,
     )
-    means = table.groupby("system")[["si_sdr", "si_sdr_imp", "sdr", "sdr_imp", "energy_sdr_imp"]].mean()
+    means = table.groupby("system")[
+        ["si_sdr", "si_sdr_imp", "sdr", "sdr_imp", "energy_sdr_imp"]
+    ].mean()
     print(means.round(2).to_string())
-    by_class = table[table.system == "model"].groupby("target_labels")["si_sdr_imp"].agg(["mean", "median"])
+    by_class = (
+        table[table.system == "model"]
+        .groupby("target_labels")["si_sdr_imp"]
+        .agg(["mean", "median"])
+    )
     print("\nSI-SDRi per class:\n" + by_class.round(2).to_string())
     weak = per_condition(table)
     if "weak" in weak.columns and weak["weak"].any():

@@ -34,10 +34,16 @@ def main(argv=None) -> None:
     if args.baseline == "convtasnet":
         # Same mixtures, same number of steps and batch size; targets: the queried source and
         # the rest, in no order (PIT).
-        baseline_conf = dict(conf, objective=dict(objective="waveform", loss="neg_sisdr", assignment="pit"))
+        baseline_conf = dict(
+            conf, objective=dict(objective="waveform", loss="neg_sisdr", assignment="pit")
+        )
         model = build_baseline(conf, n_src=2)
         baseline_dir = os.path.join(args.exp_dir, "convtasnet")
-        print(train(baseline_conf, model, BlindTargets(train_set), BlindTargets(valid_set), baseline_dir))
+        print(
+            train(
+                baseline_conf, model, BlindTargets(train_set), BlindTargets(valid_set), baseline_dir
+            )
+        )
 
 
 if __name__ == "__main__":
