@@ -1,14 +1,108 @@
 """Small audio helpers shared by the datasets, the query encoders and inference."""
 
 import os
-from typing import Tuple
+from typing import Optional, Tuple, Type, Union
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional
 
+from .errors import LASSError, LASSInputError
 from .utils import atomic_write
+
+
+def as_float_samples(
+    wav: Union[torch.Tensor, np.ndarray, list], name: str = "audio"
+) -> Union[torch.Tensor, np.ndarray]:
+    """Audio samples of any shape ``(..., time)`` as float32, integer PCM scaled as WAV does.
+
+    Signed integers are divided by their type's range (int16 by 32768), unsigned ones are
+    offset by half their range first (uint8: ``(x - 128) / 128``). Boolean, complex, text and
+    object arrays are refused, and so are NaN or infinite samples (with their position).
+
+    Args:
+        wav: A tensor (kept on its device) or anything ``np.asarray`` takes.
+        name: What to call the input in error messages.
+
+    Returns:
+        A float32 tensor for a tensor input, else a float32 array.
+
+    Raises:
+        LASSInputError: Naming ``name``, the dtype or the first non-finite sample.
+    """
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach()
+        dtype = wav.dtype
+        if dtype == torch.bool or dtype.is_complex or not (
+            dtype.is_floating_point or _is_torch_int(dtype)
+        ):
+            raise LASSInputError(f"{name}: expected real audio samples, got dtype {dtype}.")
+        if not dtype.is_floating_point:
+            info = torch.iinfo(dtype)
+            offset = 0.0 if info.min < 0 else float(info.max // 2 + 1)
+            scale = -float(info.min) if info.min < 0 else offset
+            wav = ((wav.double() - offset) / scale).float()
+        wav = wav.float()
+        bad = ~torch.isfinite(wav)
+        if bad.any():
+            raise_non_finite(bad.nonzero()[0].tolist(), name, LASSInputError)
+        return wav
+    try:
+        array = np.asarray(wav)
+    except ValueError as err:  # ragged nested lists
+        raise LASSInputError(f"{name}: not an array of audio samples ({err}).") from err
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
+        raise LASSInputError(f"{name}: expected real audio samples, got dtype {array.dtype}.")
+    if np.iscomplexobj(array):
+        raise LASSInputError(f"{name}: expected real audio samples, got dtype {array.dtype}.")
+    if np.issubdtype(array.dtype, np.unsignedinteger):
+        half = float(np.iinfo(array.dtype).max // 2 + 1)
+        array = (array.astype(np.float64) - half) / half
+    elif np.issubdtype(array.dtype, np.integer):
+        array = array.astype(np.float64) / float(-np.iinfo(array.dtype).min)
+    array = np.asarray(array, dtype=np.float32)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise_non_finite(np.argwhere(bad)[0].tolist(), name, LASSInputError)
+    return array
+
+
+def _is_torch_int(dtype: torch.dtype) -> bool:
+    try:
+        torch.iinfo(dtype)
+    except TypeError:
+        return False
+    return True
+
+
+def raise_non_finite(
+    index: list,
+    name: str,
+    error: Type[LASSError],
+    offset: int = 0,
+    sample_rate: Optional[int] = None,
+    channels: bool = False,
+) -> None:
+    """Raise ``error`` naming where the first NaN or infinite sample is.
+
+    Args:
+        index: Array index of the bad sample, time last.
+        name: The input's name (a path, ``"wav"``...).
+        error: The error class to raise.
+        offset: Samples before the array in the signal (for blocks of a file).
+        sample_rate: Adds the position in seconds when given.
+        channels: A 2-D ``index`` is (channel, sample), as in a file's block.
+    """
+    position = offset + int(index[-1]) if index else offset
+    where = f"sample {position}"
+    if sample_rate:
+        where += f" ({position / sample_rate:.3f} s)"
+    if len(index) == 2 and channels:
+        where += f" of channel {int(index[0])}"
+    elif len(index) > 1:
+        where += f" (array index {tuple(int(i) for i in index)})"
+    raise error(f"{name} has a NaN or infinite value at {where}.")
 
 
 def resample(wav: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The errors a user of asteroid_lass can be shown, as a small hierarchy.
 
 The CLI prints any :class:`LASSError` as one ``error: ...`` line (exit status 2) and
-everything else as a bug, with its traceback under ``--debug``.
+anything else as one ``unexpected ...`` line (exit status 1); ``--debug`` adds the traceback.
 """
 
 
@@ -23,3 +23,11 @@ class AudioFileError(LASSError, ValueError):
 
 class OutputExistsError(LASSError, FileExistsError):
     """An output that would replace an existing file (without ``force``) or one of the inputs."""
+
+
+class ManifestError(LASSError, ValueError):
+    """A manifest with problems; the message names the file and lists every bad row."""
+
+
+class SeparationError(LASSError, RuntimeError):
+    """A separation that cannot give a usable result, e.g. a model producing NaN."""

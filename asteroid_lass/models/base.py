@@ -26,15 +26,18 @@ passes as ``query`` into conditions (:meth:`Separator.conditions_for`), names th
 (:meth:`Separator.separate`) and saves and loads with plain types only.
 """
 
+import hashlib
 import os
 import re
+import unicodedata
 from typing import ClassVar, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from asteroid.models.base_models import BaseModel
 
-from ..errors import LASSInputError, ModelFileError
+from ..audio import as_float_samples
+from ..errors import LASSInputError, ModelFileError, SeparationError
 from ..queries import AudioQuery, QueryEncoder, build_query_encoder
 from ..utils import atomic_write
 
@@ -167,11 +170,19 @@ class Separator(BaseModel):
         if isinstance(query, str):
             query = [query]
         if isinstance(query, (list, tuple)) and all(isinstance(q, str) for q in query):
-            names, seen = [], {}
+            names, seen, texts = [], {}, {}
             for text in query:
                 slug = query_slug(text)
+                if texts.setdefault(slug, text) != text:
+                    # Two different texts, one file name: which is which would be a guess.
+                    raise LASSInputError(
+                        f"queries {texts[slug]!r} and {text!r} both give the output name "
+                        f"{slug!r}; make them differ by more than case or punctuation."
+                    )
                 seen[slug] = seen.get(slug, 0) + 1
                 names.append(slug if seen[slug] == 1 else f"{slug}-{seen[slug]}")
+            if len(set(names)) != len(names):  # a counter met a query's own slug ("a-2")
+                raise LASSInputError(f"queries {list(query)} give clashing output names {names}.")
             return names
         count = 1 if isinstance(query, AudioQuery) else len(_embedding_rows(query))
         return [f"query{i + 1}" for i in range(count)]
@@ -189,7 +200,14 @@ class Separator(BaseModel):
             (batch, time) input, else (batch, n_outputs, channels, time).
         """
         mixture = self._as_batch(wav)
-        estimates = self(mixture, self.conditions_for(query, mixture.shape[0]))
+        length = mixture.shape[-1]
+        if length == 0:
+            raise LASSInputError("mixture is empty (0 samples).")
+        conditions = self.conditions_for(query, mixture.shape[0])
+        # Inputs shorter than the network needs (e.g. one STFT frame) are zero-padded.
+        padded = torch.nn.functional.pad(mixture, (0, max(self.min_input_samples - length, 0)))
+        estimates = self(padded, conditions)[..., :length]
+        check_finite_output(estimates, "mixture")
         if wav.ndim == 1:
             return estimates[0, :, 0]
         return estimates[:, :, 0] if wav.ndim == 2 else estimates
@@ -255,8 +273,8 @@ class Separator(BaseModel):
                 resample=resample,
                 **kwargs,
             )
-        was_numpy = isinstance(wav, np.ndarray)
-        tensor = torch.as_tensor(wav, dtype=torch.float32)
+        was_numpy = not isinstance(wav, torch.Tensor)
+        tensor = torch.as_tensor(as_float_samples(wav, "mixture"))
         with evaluation_mode(self):
             estimate = self.forward_wav(tensor.to(self._device), query=query).to(tensor.device)
         return estimate.numpy() if was_numpy else estimate
@@ -373,7 +391,8 @@ class EmbeddingSeparator(Separator):
         ):
             embedding = self.query_encoder.embed_text(_as_name_list(query, "query"))
         elif isinstance(query, AudioQuery):
-            embedding = self.query_encoder.embed_audio(query.waveform, query.sample_rate)
+            waveform = as_float_samples(query.waveform, "audio query")
+            embedding = self.query_encoder.embed_audio(waveform, query.sample_rate)
         elif isinstance(query, (torch.Tensor, np.ndarray)):
             embedding = _embedding_rows(query)
         else:
@@ -427,10 +446,37 @@ def _embedding_rows(query) -> torch.Tensor:
     return embedding.float()
 
 
+#: Longest output name taken from a query's text.
+MAX_SLUG = 60
+
+
 def query_slug(query: str) -> str:
-    """File-name-safe form of a query: ``"Dog barking!"`` -> ``"dog-barking"``."""
-    slug = re.sub(r"[^a-z0-9]+", "-", query.lower()).strip("-")
-    return slug[:60] or "query"
+    """File-name-safe form of a query: ``"Dog barking!"`` -> ``"dog-barking"``.
+
+    Accents are dropped (``"Café"`` -> ``"cafe"``). When letters or digits cannot be spelled in
+    ASCII (``"犬の鳴き声"``) or the text is cut to :data:`MAX_SLUG` characters, a short hash of
+    the full text is appended, so different queries keep different names.
+    """
+    text = unicodedata.normalize("NFKD", query)
+    ascii_text = text.encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    lost = any(
+        ord(ch) > 127 and unicodedata.category(ch)[0] in "LNS" for ch in text
+    ) or not slug
+    if not lost and len(slug) <= MAX_SLUG:
+        return slug
+    digest = hashlib.sha1(query.encode("utf-8")).hexdigest()[:8]
+    slug = slug[: MAX_SLUG - len(digest) - 1].strip("-")
+    return f"{slug}-{digest}" if slug else f"query-{digest}"
+
+
+def check_finite_output(estimates: torch.Tensor, what: str) -> None:
+    """A model output with NaN or infinite values is an error, never a silent result."""
+    if not torch.isfinite(estimates).all():
+        raise SeparationError(
+            f"the model produced NaN or infinite values for the {what} (a diverged or corrupt "
+            "model, or an input far outside the levels it was trained on)."
+        )
 
 
 class evaluation_mode:
