@@ -859,7 +859,7 @@ def melody(rng, plan: SongPlan, low: int, high: int) -> List[dict]:
         if not info["vocals"]:
             bar += 1
             continue
-        key = (info["section"], info["index"] % 4)
+        key = (info["section"], info["index"] % 4, phrase_bars)
         if key not in tunes:
             events, step = [], int(rng.choice([0, 0, 2, 4]))
             limit = 16 * phrase_bars - int(rng.choice([2, 4, 6]))
