@@ -1,5 +1,6 @@
 """MUSDB18 dataset on a fake MUSDB18-HQ folder, and the built-in synthetic music corpus."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from asteroid_lass.data.music_synth import STEMS, make_music_corpus
+from asteroid_lass.data.music_synth import STEMS, default_soundfont, make_music_corpus
 from asteroid_lass.data.musdb import MUSDB_LICENSE, MUSDB18Dataset
 from conftest import write_wav
 
@@ -305,3 +306,33 @@ def test_corpus_reads_as_musdb(corpus):
     assert item["mixture"].shape == (2, 2 * CORPUS_SR)
     torch.testing.assert_close(item["mixture"], item["targets"].sum(0), atol=1e-5, rtol=0)
     assert data.get_infos()["licenses"][0]["license"] == "MIT"
+
+
+def _has_soundfont() -> bool:
+    if importlib.util.find_spec("tinysoundfont") is None:
+        return False
+    try:
+        return bool(default_soundfont())
+    except ImportError:
+        return False
+
+
+def test_corpus_rejects_unknown_instruments(tmp_path):
+    with pytest.raises(ValueError, match="instruments"):
+        make_music_corpus(str(tmp_path), 1, 0, 1.0, CORPUS_SR, instruments="orchestra")
+
+
+@pytest.mark.skipif(not _has_soundfont(), reason="needs tinysoundfont and pretty_midi's .sf2")
+def test_soundfont_instruments_follow_the_same_score(tmp_path):
+    make_music_corpus(str(tmp_path), 1, 0, 8.0, CORPUS_SR, seed=3, instruments="soundfont")
+    with open(tmp_path / "corpus.json") as handle:
+        meta = json.load(handle)
+    assert meta["instruments"] == "soundfont" and meta["soundfont"] == "TimGM6mb.sf2"
+    ((song, info),) = meta["songs"]["train"].items()
+    stems = {s: _read(str(tmp_path), "train", song, s) for s in STEMS}
+    mixture = _read(str(tmp_path), "train", song, "mixture")
+    np.testing.assert_allclose(mixture, sum(stems.values()), atol=1e-6)
+    assert 0.3 < np.abs(mixture).max() < 1.0
+    beat = 60.0 / info["bpm"]
+    for name in ("drums", "bass"):
+        assert _bar_contrast(_onset_acf(stems[name], CORPUS_SR), beat) > 0.3

@@ -23,6 +23,11 @@ Pure numpy and scipy, written for a fair imitation within those means:
 - a shared stereo room per song with per-stem sends, a tempo-synced echo on the vocals,
   per-stem levels and a master level that keeps the mixture's peak below 1.
 
+With ``instruments="soundfont"`` the drums, bass and other parts are played from the same
+score by sampled General MIDI instruments instead (``tinysoundfont`` and the TimGM6mb
+SoundFont that the ``pretty_midi`` wheel ships, or any .sf2 file given); both are optional
+installs, and the vocals stay synthesised (General MIDI has no singer).
+
 The mixture file is the exact float32 sum of the four stem files.
 """
 
@@ -390,6 +395,106 @@ def _humanize(rng, sr: int, ms: float) -> int:
 
 
 # --------------------------------------------------------------------------------------
+# Optional sampled instruments (General MIDI SoundFont)
+# --------------------------------------------------------------------------------------
+
+#: General MIDI programs per part, and the drum-map keys of the kit pieces.
+GM_PROGRAMS = dict(
+    bass=(32, 33, 33, 34, 35, 38, 39),
+    piano=(0, 1, 2),
+    epiano=(4, 5),
+    organ=(16, 17, 18),
+    guitar=(24, 25, 26, 27),
+    dist_guitar=(29, 30),
+    pad=(48, 49, 50, 88, 89, 90, 92, 94),  # no choir or voice pads: they would be "vocals"
+    arpeggio=(8, 11, 12, 46, 81),
+)
+GM_DRUM_KEYS = dict(kick=36, snare=38, hat=42, open_hat=46, crash=49, ride=51, toms=(50, 47, 45))
+GM_DRUM_KITS = (0, 8, 16, 24, 25, 32, 40)
+
+
+def default_soundfont() -> str:
+    """The General MIDI SoundFont that the ``pretty_midi`` wheel ships (TimGM6mb.sf2),
+    found without importing ``pretty_midi``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pretty_midi")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for folder in locations:
+        path = os.path.join(folder, "TimGM6mb.sf2")
+        if os.path.isfile(path):
+            return path
+    raise ImportError(
+        "instruments='soundfont' needs a .sf2 file: pip install pretty_midi (it ships "
+        "TimGM6mb.sf2) or pass soundfont='/path/to/font.sf2'."
+    )
+
+
+class SoundFontBand:
+    """Renders note lists with sampled General MIDI instruments (``tinysoundfont``).
+
+    Args:
+        sample_rate: Output rate.
+        soundfont: Path of a .sf2 file (default: :func:`default_soundfont`).
+    """
+
+    def __init__(self, sample_rate: int, soundfont: Optional[str] = None):
+        try:
+            import tinysoundfont
+        except ImportError as err:
+            raise ImportError(
+                "instruments='soundfont' needs the `tinysoundfont` package: "
+                "pip install tinysoundfont pretty_midi"
+            ) from err
+        self._module = tinysoundfont
+        self.sample_rate = int(sample_rate)
+        self.path = soundfont or default_soundfont()
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError(f"SoundFont not found: {self.path}")
+
+    def render(
+        self,
+        notes: Sequence[Note],
+        n: int,
+        program: int,
+        drums: bool = False,
+        pan: Optional[float] = None,
+    ) -> np.ndarray:
+        """(2, n) audio of ``notes`` (onset, length, MIDI key, velocity 0..1.3) played on
+        ``program`` (the drum kit number when ``drums``)."""
+        synth = self._module.Synth(samplerate=self.sample_rate)
+        font = synth.sfload(self.path)
+        channel = 9 if drums else 0
+        try:
+            synth.program_select(channel, font, 128 if drums else 0, int(program), drums)
+        except Exception:  # a font without this preset: its first kit or piano
+            synth.program_select(channel, font, 128 if drums else 0, 0, drums)
+        if pan is not None:
+            synth.control_change(channel, 10, int(np.clip(64 + 63 * pan, 0, 127)))
+        events = []
+        for onset, length, key, velocity in notes:
+            if 0 <= onset < n:
+                key = int(round(key))
+                events.append((int(onset), 1, key, int(np.clip(velocity * 100, 1, 127))))
+                events.append((int(onset) + max(int(length), 1), 0, key, 0))
+        events.sort()  # at equal times note-offs come first, so repeated keys retrigger
+        chunks, position = [], 0
+        for time, is_on, key, velocity in events:
+            time = min(time, n)
+            if time > position:
+                chunks.append(np.frombuffer(synth.generate(time - position), np.float32))
+                position = time
+            if is_on:
+                synth.noteon(channel, key, velocity)
+            else:
+                synth.noteoff(channel, key)
+        if n > position:
+            chunks.append(np.frombuffer(synth.generate(n - position), np.float32))
+        audio = np.concatenate(chunks).reshape(-1, 2).T.astype(np.float64)
+        return audio[:, :n]
+
+
+# --------------------------------------------------------------------------------------
 # Drums
 # --------------------------------------------------------------------------------------
 
@@ -483,10 +588,14 @@ def _drum_kit(rng, sr) -> Dict[str, List[np.ndarray]]:
     )
 
 
-def render_drums(rng, plan: SongPlan, kick_steps: Sequence[int]) -> np.ndarray:
-    """The drum stem, (2, time): a style pattern, section dynamics, fills and crashes."""
+def render_drums(
+    rng, plan: SongPlan, kick_steps: Sequence[int], band: Optional[SoundFontBand] = None
+) -> np.ndarray:
+    """The drum stem, (2, time): a style pattern, section dynamics, fills and crashes
+    (sampled from a General MIDI kit if ``band`` is given)."""
     sr, spec = plan.sr, STYLES[plan.style]
-    kit = _drum_kit(rng, sr)
+    kit = _drum_kit(rng, sr) if band is None else None
+    events: List[Note] = []
     snare_steps = spec["snare"]
     hat_every = int(rng.choice(spec["hats"]))
     ghost_rate = rng.uniform(0.0, 0.25) if plan.style in ("funk", "hiphop", "pop") else 0.0
@@ -506,7 +615,10 @@ def render_drums(rng, plan: SongPlan, kick_steps: Sequence[int]) -> np.ndarray:
 
     def hit(name, bar, step, velocity, target=None):
         onset = int(plan.time(bar, step)) + _humanize(rng, sr, 4)
-        if 0 <= onset < plan.n:
+        if 0 <= onset < plan.n and band is not None:
+            key = GM_DRUM_KEYS[name] if target is None else GM_DRUM_KEYS["toms"][target]
+            events.append((onset, int(0.1 * sr), key, velocity * rng.uniform(0.9, 1.05)))
+        elif 0 <= onset < plan.n:
             sounds = kit[name] if target is None else [kit["toms"][target]]
             sound = sounds[int(rng.integers(len(sounds)))]
             out = voices[name] if target is None else toms[target]
@@ -553,6 +665,8 @@ def render_drums(rng, plan: SongPlan, kick_steps: Sequence[int]) -> np.ndarray:
                 hit("snare", bar, step, velocity)
             else:
                 hit("toms", bar, step, velocity, target=min(k * 3 // max(16 - last, 1), 2))
+    if band is not None:
+        return band.render(events, plan.n, int(rng.choice(GM_DRUM_KITS)), drums=True)
     gains = dict(kick=1.0, snare=0.9, hat=0.35, open_hat=0.3, crash=0.3, ride=0.3)
     out = sum(_pan(voices[name] * gains[name], pans[name]) for name in voices)
     out = out + sum(_pan(tom * 0.7, p) for tom, p in zip(toms, tom_pans))
@@ -613,9 +727,14 @@ def bass_line(rng, plan: SongPlan, kick_steps: Sequence[int]) -> List[Note]:
     return notes
 
 
-def render_bass(rng, plan: SongPlan, notes: List[Note]) -> np.ndarray:
+def render_bass(
+    rng, plan: SongPlan, notes: List[Note], band: Optional[SoundFontBand] = None
+) -> np.ndarray:
     """The bass stem, (2, time), near the centre."""
     sr = plan.sr
+    if band is not None:
+        program = int(rng.choice(GM_PROGRAMS["bass"]))
+        return band.render(notes, plan.n, program, pan=rng.uniform(-0.05, 0.05))
     timbre = str(rng.choice(["finger", "pick", "synth", "sub"]))
     if plan.style == "hiphop" and rng.random() < 0.6:
         timbre = "sub"
@@ -711,10 +830,13 @@ def _chord_hits(rng, plan: SongPlan, instrument: str) -> List[Tuple[int, float, 
     return hits
 
 
-def render_comp(rng, plan: SongPlan, instrument: str) -> np.ndarray:
+def render_comp(
+    rng, plan: SongPlan, instrument: str, band: Optional[SoundFontBand] = None
+) -> np.ndarray:
     """Chords on a comping instrument, (2, time)."""
     sr = plan.sr
     out = np.zeros((2, plan.n))
+    events: List[Note] = []
     octave = 48 if instrument in ("guitar", "dist_guitar") else 60
     cache: Dict[tuple, np.ndarray] = {}
     brightness = rng.uniform(0.8, 1.6)
@@ -743,6 +865,9 @@ def render_comp(rng, plan: SongPlan, instrument: str) -> np.ndarray:
             f0 = float(midi_hz(pitch))
             m = min(hold + int(0.25 * sr), plan.n - onset)
             strum = int(k * rng.uniform(0.006, 0.014) * sr) if "guitar" in instrument else 0
+            if band is not None:
+                events.append((min(onset + strum, plan.n - 1), hold, pitch, velocity * 0.9))
+                continue
             key = (pitch, m // 256)
             if instrument in ("piano", "epiano", "organ") and key in cache:
                 tone = cache[key]
@@ -760,6 +885,9 @@ def render_comp(rng, plan: SongPlan, instrument: str) -> np.ndarray:
             note = tone * velocity / np.sqrt(len(pitches))
             for channel, gain in enumerate(_pan(np.ones(1), position)[:, 0]):
                 _place(out[channel], note * gain, min(onset + strum, plan.n - 1))
+    if band is not None:
+        program = int(rng.choice(GM_PROGRAMS[instrument]))
+        return band.render(events, plan.n, program, pan=rng.uniform(-0.4, 0.4))
     if instrument == "dist_guitar":
         drive = rng.uniform(4, 12)
         out = np.tanh(drive * _highpass(out, sr, 90)) / np.tanh(drive)
@@ -771,10 +899,11 @@ def render_comp(rng, plan: SongPlan, instrument: str) -> np.ndarray:
     return out
 
 
-def render_pad(rng, plan: SongPlan) -> np.ndarray:
+def render_pad(rng, plan: SongPlan, band: Optional[SoundFontBand] = None) -> np.ndarray:
     """Sustained chords of detuned saws, a different detuning per side for width."""
     sr = plan.sr
     out = np.zeros((2, plan.n))
+    events: List[Note] = []
     attack, release = rng.uniform(0.08, 0.6), rng.uniform(0.3, 0.8)
     detune = rng.uniform(0.003, 0.008)
     chord_steps = (0, 8) if plan.chords_per_bar == 2 else (0,)
@@ -787,18 +916,25 @@ def render_pad(rng, plan: SongPlan) -> np.ndarray:
             m = min(hold + int(release * sr), plan.n - onset)
             env = _env_ar(m, sr, attack, release, hold)
             for pitch in plan.chord(bar, step, 60, size=3):
+                if band is not None:
+                    events.append((onset, hold, pitch, 0.7))
+                    continue
                 f0 = float(midi_hz(pitch))
                 for channel, sign in enumerate((-1, 1)):
                     voices = _saw(np.full(m, f0 * (1 + sign * detune)), sr, rng.random())
                     voices += _saw(np.full(m, f0 * (1 - sign * detune * 0.5)), sr, rng.random())
                     _place(out[channel], voices * env * 0.3, onset)
+    if band is not None:
+        program = int(rng.choice(GM_PROGRAMS["pad"]))
+        return band.render(events, plan.n, program, pan=rng.uniform(-0.3, 0.3))
     lfo = 1 + 0.1 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * np.arange(plan.n) / sr)
     return _lowpass(out, sr, rng.uniform(700, 2500)) * lfo
 
 
-def render_arpeggio(rng, plan: SongPlan) -> np.ndarray:
+def render_arpeggio(rng, plan: SongPlan, band: Optional[SoundFontBand] = None) -> np.ndarray:
     """A plucked synth walking up and down the chord in 8ths or 16ths, with an echo."""
     sr = plan.sr
+    events: List[Note] = []
     bright, dark = np.zeros(plan.n), np.zeros(plan.n)
     every = int(rng.choice([1, 2]))
     shape = str(rng.choice(["up", "updown", "random"]))
@@ -816,6 +952,9 @@ def render_arpeggio(rng, plan: SongPlan) -> np.ndarray:
                 pitch = chord[[0, 1, 2, 3, 2, 1][k % 6]]
             else:
                 pitch = chord[int(rng.integers(4))]
+            if band is not None:
+                events.append((onset, int(every * plan.step * 0.8), pitch, 0.8))
+                continue
             m = min(int(every * plan.step * 0.9) + int(0.05 * sr), plan.n - onset)
             t = np.arange(m) / sr
             tone = oscillator(np.full(m, float(midi_hz(pitch))), sr, rng.random())
@@ -823,8 +962,12 @@ def render_arpeggio(rng, plan: SongPlan) -> np.ndarray:
             pluck = np.exp(-t / decay)
             _place(bright, tone * env * pluck, onset)
             _place(dark, tone * env * (1 - 0.7 * pluck), onset)
-    mono = _lowpass(bright, sr, 5000) * 0.7 + _lowpass(dark, sr, 900) * 0.5
-    out = _pan(mono, rng.uniform(-0.3, 0.3))
+    if band is not None:
+        program = int(rng.choice(GM_PROGRAMS["arpeggio"]))
+        out = band.render(events, plan.n, program, pan=rng.uniform(-0.3, 0.3))
+    else:
+        mono = _lowpass(bright, sr, 5000) * 0.7 + _lowpass(dark, sr, 900) * 0.5
+        out = _pan(mono, rng.uniform(-0.3, 0.3))
     delay = int(plan.beat * 0.75)  # dotted eighth ping-pong
     for k in range(1, 4):
         shifted = np.zeros_like(out)
@@ -1117,7 +1260,12 @@ def _with_room(stem: np.ndarray, room, send_db: float) -> np.ndarray:
 
 
 def render_song(
-    rng: np.random.Generator, seconds: float, sample_rate: int, stereo: bool = True
+    rng: np.random.Generator,
+    seconds: float,
+    sample_rate: int,
+    stereo: bool = True,
+    instruments: str = "synth",
+    soundfont: Optional[str] = None,
 ) -> Tuple[Dict[str, np.ndarray], dict]:
     """The four stems of one song and its description.
 
@@ -1126,21 +1274,28 @@ def render_song(
         seconds: Duration.
         sample_rate: Sample rate.
         stereo: Two channels (else one, the average).
+        instruments: ``"synth"`` (numpy synthesis) or ``"soundfont"`` (drums, bass and
+            other played by sampled General MIDI instruments through ``tinysoundfont``;
+            vocals stay synthesised).
+        soundfont: .sf2 file for ``"soundfont"`` (default: the one ``pretty_midi`` ships).
 
     Returns:
         (stems, info): stems maps each of :data:`STEMS` to a (channels, time) float32 array
         (their sum is the mixture); info describes tempo, key, style, instruments.
     """
+    if instruments not in ("synth", "soundfont"):
+        raise ValueError(f"instruments must be 'synth' or 'soundfont', got {instruments!r}.")
+    band = SoundFontBand(sample_rate, soundfont) if instruments == "soundfont" else None
     n = int(round(seconds * sample_rate))
     plan = SongPlan(rng, n, sample_rate)
     spec = STYLES[plan.style]
     comp = str(rng.choice(spec["comp"]))
     layer = str(rng.choice(["pad", "arpeggio", "pad"]))
     kick_steps = spec["kicks"][int(rng.integers(len(spec["kicks"])))]
-    drums = render_drums(rng, plan, kick_steps)
-    bass = render_bass(rng, plan, bass_line(rng, plan, kick_steps))
-    main = render_comp(rng, plan, comp)
-    extra = render_pad(rng, plan) if layer == "pad" else render_arpeggio(rng, plan)
+    drums = render_drums(rng, plan, kick_steps, band)
+    bass = render_bass(rng, plan, bass_line(rng, plan, kick_steps), band)
+    main = render_comp(rng, plan, comp, band)
+    extra = render_pad(rng, plan, band) if layer == "pad" else render_arpeggio(rng, plan, band)
     layer_gate = np.repeat([b["layer"] for b in plan.bars], int(np.ceil(plan.bar)))[:n]
     layer_gate = _one_pole(layer_gate.astype(float), 0.05, sample_rate)
     other = _at_level(main, 0) + _at_level(extra, -rng.uniform(2, 8)) * layer_gate
@@ -1157,7 +1312,7 @@ def render_song(
     mixture = mix_stems(stems)
     scale = rng.uniform(0.5, 0.95) / (np.max(np.abs(mixture)) + 1e-9)
     stems = {k: (v * scale).astype(np.float32) for k, v in stems.items()}
-    info = dict(plan.summary(), comp=comp, layer=layer, voice=voice)
+    info = dict(plan.summary(), comp=comp, layer=layer, voice=voice, instruments=instruments)
     return stems, info
 
 
@@ -1175,10 +1330,10 @@ def _song_name(split: str, index: int, info: dict) -> str:
 
 
 def _write_song(args) -> Tuple[str, str, dict]:
-    out_dir, split, index, seed, seconds, sample_rate, stereo = args
+    out_dir, split, index, seed, seconds, sample_rate, stereo, instruments, soundfont = args
     split_id = 0 if split == "train" else 1
     rng = np.random.default_rng([seed, split_id, index])
-    stems, info = render_song(rng, seconds, sample_rate, stereo)
+    stems, info = render_song(rng, seconds, sample_rate, stereo, instruments, soundfont)
     name = _song_name(split, index, info)
     folder = os.path.join(out_dir, split, name)
     os.makedirs(folder, exist_ok=True)
@@ -1197,6 +1352,8 @@ def make_music_corpus(
     seed: int = 0,
     stereo: bool = True,
     num_workers: int = 1,
+    instruments: str = "synth",
+    soundfont: Optional[str] = None,
 ) -> str:
     """Write a MUSDB18-HQ-style folder of synthetic songs; returns ``out_dir``.
 
@@ -1213,6 +1370,10 @@ def make_music_corpus(
         seed: Base seed; a song depends only on (seed, split, index) and the sizes.
         stereo: Two channels (MUSDB18 is stereo) or one.
         num_workers: Processes rendering songs in parallel (the result does not depend on it).
+        instruments: ``"synth"`` (numpy, the default) or ``"soundfont"``: drums, bass and
+            other from sampled General MIDI instruments (needs ``pip install tinysoundfont
+            pretty_midi``, or ``soundfont=`` pointing at any .sf2 file).
+        soundfont: The .sf2 file for ``instruments="soundfont"``.
 
     Returns:
         str: ``out_dir``.
@@ -1224,8 +1385,13 @@ def make_music_corpus(
         raise ValueError(f"seconds must be > 0, got {seconds}.")
     if sample_rate < 8000:
         raise ValueError(f"sample_rate must be >= 8000 Hz, got {sample_rate}.")
+    if instruments not in ("synth", "soundfont"):
+        raise ValueError(f"instruments must be 'synth' or 'soundfont', got {instruments!r}.")
+    if instruments == "soundfont":
+        SoundFontBand(sample_rate, soundfont)  # fail before rendering anything
     jobs = [
         (out_dir, split, k, int(seed), float(seconds), int(sample_rate), bool(stereo))
+        + (instruments, soundfont)
         for split, count in (("train", n_train_songs), ("test", n_test_songs))
         for k in range(count)
     ]
@@ -1243,6 +1409,12 @@ def make_music_corpus(
         seconds=float(seconds),
         sample_rate=int(sample_rate),
         channels=2 if stereo else 1,
+        instruments=instruments,
+        soundfont=(
+            os.path.basename(soundfont or default_soundfont())
+            if instruments == "soundfont"
+            else None
+        ),
         stems=list(STEMS),
         license=MUSIC_CORPUS_LICENSE,
         songs=songs,
