@@ -72,8 +72,14 @@ def test_items_sum_crop_and_come_from_one_song(fake_musdb):
 
 
 def test_shuffled_items_mix_songs_and_still_sum(fake_musdb):
-    data = MUSDB18Dataset(fake_musdb, "train", segment=0.5, shuffle_p=1.0, validation_tracks=[])
-    data.samples_per_track = 8
+    data = MUSDB18Dataset(
+        fake_musdb,
+        "train",
+        segment=0.5,
+        shuffle_p=1.0,
+        samples_per_track=8,
+        validation_tracks=[],
+    )
     mixed = 0
     for index in range(len(data)):
         item = data[index]
