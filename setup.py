@@ -31,6 +31,9 @@ setup(
         "pyyaml",
         "matplotlib",
         "webdataset",
+        # MUSDB18 stem files and the SiSEC BSS-eval metrics.
+        "musdb",
+        "museval",
         # Undeclared by asteroid: it imports requests; its torchmetrics pin needs pkg_resources.
         "requests",
         "setuptools<81",
