@@ -34,8 +34,10 @@ def as_float_samples(
     if isinstance(wav, torch.Tensor):
         wav = wav.detach()
         dtype = wav.dtype
-        if dtype == torch.bool or dtype.is_complex or not (
-            dtype.is_floating_point or _is_torch_int(dtype)
+        if (
+            dtype == torch.bool
+            or dtype.is_complex
+            or not (dtype.is_floating_point or _is_torch_int(dtype))
         ):
             raise LASSInputError(f"{name}: expected real audio samples, got dtype {dtype}.")
         if not dtype.is_floating_point:

@@ -1,11 +1,13 @@
 """The ``asteroid-lass`` command: ``separate`` files with any model, ``convert-*`` weights.
 
 Every user error is one ``asteroid-lass <command>: error: <reason>`` line on stderr and exit
-status 2; ``--debug`` shows the traceback instead. A multi-file run goes on past a file that
-fails, and ends with a summary and exit status 1.
+status 2; ``--debug`` adds the traceback. A multi-file run goes on past a file that fails, and
+ends with a summary and exit status 1. Anything unexpected (a bug) is also one line, with exit
+status 1.
 """
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -89,12 +91,7 @@ def load_separator(model: str, clap_checkpoint: Optional[str], device: str):
     from .models import as_separator
     from .models.base import load_model_file, one_line
 
-    try:
-        torch_device = torch.device(device)
-    except RuntimeError as err:
-        raise LASSInputError(f"--device {device!r} is not a device ({one_line(err)})") from err
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise LASSInputError(f"--device {device}: no CUDA device is available on this machine")
+    torch_device = check_device(device)
     conf = load_model_file(model)
     overrides = {}
     if clap_checkpoint is not None:
@@ -112,17 +109,85 @@ def load_separator(model: str, clap_checkpoint: Optional[str], device: str):
     return loaded.to(torch_device).eval()
 
 
+def check_device(device: str):
+    """``device`` as a ``torch.device`` this machine has; else a one-line error naming it."""
+    import torch
+
+    from .models.base import one_line
+
+    try:
+        torch_device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise LASSInputError(f"--device {device!r} is not a device ({one_line(err)})") from err
+    if torch_device.type == "cpu":
+        return torch_device
+    if torch_device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise LASSInputError(f"--device {device}: no CUDA device is available on this machine")
+        if torch_device.index is not None and torch_device.index >= count:
+            raise LASSInputError(f"--device {device}: this machine has {count} CUDA device(s)")
+        return torch_device
+    if torch_device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise LASSInputError(f"--device {device}: no MPS device is available on this machine")
+        return torch_device
+    raise LASSInputError(f"--device {device}: unsupported device type (use cpu, cuda or mps)")
+
+
+def _check_options(args) -> None:
+    """Refuse nonsense options by name, before the model is loaded."""
+    if not args.out.strip():
+        raise LASSInputError("--out is empty; give an output folder")
+    if not (0 < args.window < math.inf):
+        raise LASSInputError(
+            f"--window must be a positive, finite number of seconds, got {args.window}"
+        )
+    if not (0 <= args.overlap <= 0.5):
+        raise LASSInputError(f"--overlap must be a fraction in [0, 0.5], got {args.overlap}")
+    if args.batch is not None and args.batch < 1:
+        raise LASSInputError(f"--batch must be a whole number >= 1, got {args.batch}")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise LASSInputError(f"--out {args.out}: exists and is not a folder")
+
+
+def _make_folder(path: str) -> List[str]:
+    """``os.makedirs(path)``; returns the folders it created, deepest first."""
+    created, head = [], os.path.abspath(path)
+    while not os.path.isdir(head):
+        created.append(head)
+        parent = os.path.dirname(head)
+        if parent == head:
+            break
+        head = parent
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        _remove_empty(created)
+        reason = err.strerror or type(err).__name__
+        raise LASSInputError(f"--out {path}: cannot create the folder ({reason})") from err
+    return created
+
+
+def _remove_empty(folders: List[str]) -> None:
+    """Remove the folders a run created, deepest first, if they stayed empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty (outputs written) or already gone
+            return
+
+
 def _separate(args) -> int:
-    from tqdm import tqdm
+    from .inference import output_paths
 
-    from .inference import output_paths, separate_file
-
+    _check_options(args)
     query = _query_argument(args.query)
     files = collect_inputs(args.inputs)
     model = load_separator(args.model, args.clap_checkpoint, args.device or _default_device())
     # Plan every output before any work: collisions and overwrites fail the whole run.
     planned: Dict[str, str] = {}
-    inputs = {os.path.realpath(path) for path in files}
+    inputs = {os.path.realpath(path): path for path in files}
     for path in files:
         for destination in output_paths(path, model, query, args.out, args.residual):
             real = os.path.realpath(destination)
@@ -131,16 +196,27 @@ def _separate(args) -> int:
                     f"{path} and {planned[real]} would both write {destination}; separate them "
                     "into different --out folders"
                 )
-            if real in inputs:
-                raise OutputExistsError(f"output {destination} would replace an input file")
+            if real in inputs:  # even with --force: an input is never replaced
+                raise OutputExistsError(
+                    f"output {destination} would replace the input {inputs[real]}"
+                )
+            if os.path.isdir(destination):
+                raise OutputExistsError(f"output {destination} is a folder")
             if os.path.exists(destination) and not args.force:
                 raise OutputExistsError(f"output exists: {destination} (use --force to overwrite)")
             planned[real] = path
-    created_out = not os.path.isdir(args.out)
+    created = _make_folder(args.out)
     try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as err:
-        raise LASSInputError(f"--out {args.out}: cannot create the folder ({err.strerror})")
+        return _separate_files(args, model, query, files)
+    finally:
+        _remove_empty(created)
+
+
+def _separate_files(args, model, query, files: List[str]) -> int:
+    from tqdm import tqdm
+
+    from .inference import separate_file
+
     if not os.access(args.out, os.W_OK):
         raise LASSInputError(f"--out {args.out}: the folder is not writable")
     failures = []
@@ -166,16 +242,14 @@ def _separate(args) -> int:
                     batch_size=args.batch,
                     progress=bar.update,
                 )
-        except LASSError as err:
+        except Exception as err:  # one bad file does not stop the others
             if len(files) == 1:
                 raise
             failures.append(path)
-            _print_error(args, err)
+            _print_error(args, err, unexpected=not isinstance(err, LASSError))
             continue
         for destination in written:
             print(destination)
-    if created_out and not os.listdir(args.out):
-        os.rmdir(args.out)
     if failures:
         print(
             f"asteroid-lass separate: {len(failures)} of {len(files)} files failed: "
@@ -226,13 +300,21 @@ def _convert_audiosep(args) -> int:
 COMMANDS: Dict[str, Callable] = {"separate": _separate, "convert-audiosep": _convert_audiosep}
 
 
-def _print_error(args, err: BaseException) -> None:
+def _print_error(args, err: BaseException, unexpected: bool = False) -> None:
     if getattr(args, "debug", False):
         traceback.print_exception(err)
     reason = " ".join(str(err).split())  # one line, whatever the cause printed
-    if len(reason) > MAX_MESSAGE:
-        reason = reason[: MAX_MESSAGE - 3] + "..."
-    print(f"asteroid-lass {args.command}: error: {reason}", file=sys.stderr)
+    # File names can hold control characters (an ANSI escape would colour the terminal).
+    reason = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in reason)
+    if unexpected:
+        hint = "" if getattr(args, "debug", False) else " (rerun with --debug for the traceback)"
+        reason = f"unexpected {type(err).__name__}: {reason}"
+        reason = _shorten(reason, MAX_MESSAGE - len(hint)) + hint
+    print(f"asteroid-lass {args.command}: error: {_shorten(reason, MAX_MESSAGE)}", file=sys.stderr)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _terminate(signum, frame):
@@ -249,6 +331,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except LASSError as err:
         _print_error(args, err)
         return USER_ERROR
+    except Exception as err:  # a bug: still one line, the traceback under --debug
+        _print_error(args, err, unexpected=True)
+        return FAILED_FILES
     except KeyboardInterrupt:
         print(f"asteroid-lass {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -19,8 +19,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from .audio import as_float_samples, raise_non_finite
 from .audio import resample as resample_wav
-from .errors import AudioFileError, LASSInputError, OutputExistsError
+from .errors import AudioFileError, LASSInputError, OutputExistsError, SeparationError
 from .losses import hungarian_assignment
 from .models.base import evaluation_mode, one_line
 from .utils import atomic_write
@@ -48,12 +49,7 @@ class WindowPlan:
     def from_seconds(
         cls, length: int, sample_rate: int, window_seconds: float, overlap: float
     ) -> "WindowPlan":
-        if isinstance(window_seconds, bool) or not (0 < window_seconds < math.inf):
-            raise LASSInputError(
-                f"window must be a positive, finite number of seconds, got {window_seconds!r}."
-            )
-        if isinstance(overlap, bool) or not (0 <= overlap <= 0.5):
-            raise LASSInputError(f"overlap must be a fraction in [0, 0.5], got {overlap!r}.")
+        check_window(window_seconds, overlap)
         window = max(1, int(round(window_seconds * sample_rate)))
         if length <= window:
             return cls(length=length, window=length, overlap=0)
@@ -77,6 +73,28 @@ class WindowPlan:
         """Fade-in ramp of ``overlap`` samples; its mirror is the fade-out, and they sum to one."""
         t = (np.arange(self.overlap) + 0.5) / max(self.overlap, 1)
         return np.sin(0.5 * np.pi * t) ** 2
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def check_window(window, overlap) -> None:
+    """Refuse a window that is not a positive finite number of seconds, or an overlap outside
+    [0, 0.5], naming the argument."""
+    if not _is_number(window) or not (0 < window < math.inf):
+        raise LASSInputError(
+            f"window must be a positive, finite number of seconds, got {window!r}."
+        )
+    if not _is_number(overlap) or not (0 <= overlap <= 0.5):
+        raise LASSInputError(f"overlap must be a fraction in [0, 0.5], got {overlap!r}.")
+
+
+def check_batch_size(batch_size) -> None:
+    """Refuse a batch size that is not a whole number >= 1, naming the argument."""
+    whole = _is_number(batch_size) and math.isfinite(batch_size) and int(batch_size) == batch_size
+    if not whole or batch_size < 1:
+        raise LASSInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
 
 
 class ChunkedSeparator:
@@ -108,8 +126,8 @@ class ChunkedSeparator:
     ):
         if batch_size is None:
             batch_size = 4 if model._device.type == "cuda" else 1
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise LASSInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
+        check_batch_size(batch_size)
+        check_window(window, overlap)
         self.model = model
         self.window = float(window)
         self.overlap = float(overlap)
@@ -126,6 +144,8 @@ class ChunkedSeparator:
             negatives = model.embed_query(list(negative))
             conditions = combine_negative(conditions[0], negatives)[None]
         self.conditions = conditions  # computed once per call
+        self.name = "audio"  # what messages call the signal being separated
+        self.window_start = 0
 
     def _separate_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
         """(batch, channels, time) at the model's rate -> (batch, n_outputs, channels, time)."""
@@ -141,6 +161,12 @@ class ChunkedSeparator:
             conditions = conditions.expand(per_item.shape[0], *conditions.shape[1:])
         estimates = self.model(per_item.to(self.model._device), conditions).float()
         estimates = estimates[..., :n_samples]
+        if not torch.isfinite(estimates).all():
+            raise SeparationError(
+                f"{self.name}: the model produced NaN or infinite values in the window starting "
+                f"at sample {self.window_start} (a diverged or corrupt model, or an input far "
+                "outside the levels it was trained on)."
+            )
         estimates = estimates.reshape(batch, n_chan // model_chan, -1, model_chan, n_samples)
         estimates = estimates.transpose(1, 2).reshape(batch, -1, n_chan, n_samples).cpu()
         if self.blind and n_chan > model_chan:
@@ -154,6 +180,7 @@ class ChunkedSeparator:
         sample_rate: int,
         write: Callable[[np.ndarray], None],
         progress: Optional[Callable[[int], None]] = None,
+        name: str = "audio",
     ) -> None:
         """Separate a signal given by a reader, passing finished blocks to a writer.
 
@@ -165,9 +192,11 @@ class ChunkedSeparator:
             write: Receives consecutive finished blocks, (n_queries [+ 1 residual], channels,
                 block).
             progress: Called with the number of samples finished after each block.
+            name: What error messages call the signal (e.g. its path).
         """
         if length <= 0:
-            raise LASSInputError("The audio is empty (0 samples).")
+            raise LASSInputError(f"{name} is empty (0 samples).")
+        self.name = name
         model_rate = int(self.model.sample_rate)
         plan = WindowPlan.from_seconds(length, sample_rate, self.window, self.overlap)
         fade_in = plan.fade()
@@ -205,6 +234,7 @@ class ChunkedSeparator:
     def _run_group(self, plan, group, read, sample_rate, model_rate, context):
         """Windows of equal length through the model: [(mixture, estimate)] at file rate."""
         mixtures, chunks = [], []
+        self.window_start = plan.bounds(group[0])[0]
         for index in group:
             start, stop = plan.bounds(index)
             lo, hi = max(0, start - context), min(plan.length, stop + context)
@@ -314,32 +344,17 @@ def as_float_audio(wav, name: str = "audio") -> np.ndarray:
     position of the first bad sample.
     """
     if isinstance(wav, torch.Tensor):
-        wav = wav.detach().cpu().numpy()
-    wav = np.asarray(wav)
-    if wav.dtype == np.bool_ or np.iscomplexobj(wav) or wav.dtype == object:
-        raise LASSInputError(f"{name}: expected real audio samples, got dtype {wav.dtype}.")
-    if np.issubdtype(wav.dtype, np.unsignedinteger):
-        half = float(np.iinfo(wav.dtype).max // 2 + 1)
-        wav = (wav.astype(np.float64) - half) / half
-    elif np.issubdtype(wav.dtype, np.integer):
-        wav = wav.astype(np.float64) / float(-np.iinfo(wav.dtype).min)
-    wav = wav.astype(np.float32)
+        wav = wav.detach().cpu()
+    wav = as_float_samples(wav, name)
+    if isinstance(wav, torch.Tensor):
+        wav = wav.numpy()
     if wav.ndim == 1:
         wav = wav[None]
     if wav.ndim != 2:
         raise LASSInputError(f"{name}: expected (time,) or (channels, time), got {wav.shape}.")
     if wav.shape[1] == 0:
         raise LASSInputError(f"{name} is empty (0 samples).")
-    _check_finite(wav, name, offset=0)
     return wav
-
-
-def _check_finite(block: np.ndarray, name: str, offset: int, sample_rate: Optional[int] = None):
-    bad = ~np.isfinite(block)
-    if bad.any():
-        position = offset + int(np.argwhere(bad)[0][-1])
-        where = f"sample {position}" + (f" ({position / sample_rate:.3f} s)" if sample_rate else "")
-        raise AudioFileError(f"{name} has a NaN or infinite value at {where}.")
 
 
 def separate_waveform(
@@ -365,14 +380,15 @@ def separate_waveform(
         np.ndarray: (n_outputs [+ 1 residual], channels, time), float32.
     """
     wav = as_float_audio(wav, "wav")
+    rate = _rate(sample_rate)
     separator = ChunkedSeparator(model, query, negative, residual, window, overlap, batch_size)
     blocks: List[np.ndarray] = []
-    separator.run(lambda a, b: wav[:, a:b], wav.shape[1], _rate(sample_rate), blocks.append)
+    separator.run(lambda a, b: wav[:, a:b], wav.shape[1], rate, blocks.append, name="wav")
     return np.concatenate(blocks, axis=-1)
 
 
 def _rate(sample_rate) -> int:
-    if isinstance(sample_rate, bool) or not np.isfinite(sample_rate) or sample_rate <= 0:
+    if not _is_number(sample_rate) or not np.isfinite(sample_rate) or sample_rate <= 0:
         raise LASSInputError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}.")
     if int(sample_rate) != sample_rate:
         raise LASSInputError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}.")
@@ -443,6 +459,12 @@ def separate_file(
     """
     if not os.path.isfile(path):
         raise AudioFileError(f"input audio not found: {path}")
+    if output_dir is not None and not str(output_dir).strip():
+        raise LASSInputError(
+            "output_dir is an empty path; pass a folder (or None: beside the input)."
+        )
+    if not _is_number(block_seconds) or not 0 < block_seconds < math.inf:
+        raise LASSInputError(f"block_seconds must be a positive number, got {block_seconds!r}.")
     try:
         info = sf.info(path)
     except Exception as err:
@@ -456,7 +478,10 @@ def separate_file(
         )
     destinations = output_paths(path, model, query, output_dir, residual)
     for destination in destinations:
-        if os.path.exists(destination) and os.path.samefile(destination, path):
+        if os.path.lexists(destination) and (
+            os.path.realpath(destination) == os.path.realpath(path)
+            or (os.path.exists(destination) and os.path.samefile(destination, path))
+        ):
             raise OutputExistsError(f"output {destination} would replace the input {path}.")
         if os.path.exists(destination) and not force:
             raise OutputExistsError(
@@ -477,10 +502,15 @@ def separate_file(
             blocks = _BlockReader(reader, int(block_seconds * info.samplerate), path)
 
             def write(block: np.ndarray) -> None:
-                for writer, output in zip(writers, block):
-                    writer.write(output.T)
+                for writer, destination, output in zip(writers, destinations, block):
+                    try:
+                        writer.write(output.T)
+                    except (RuntimeError, OSError) as err:  # e.g. disk full
+                        raise AudioFileError(
+                            f"could not write {destination}: {one_line(err)}"
+                        ) from err
 
-            separator.run(blocks.read, info.frames, info.samplerate, write, progress)
+            separator.run(blocks.read, info.frames, info.samplerate, write, progress, name=path)
     return destinations
 
 
@@ -496,9 +526,28 @@ class _BlockReader:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         if start < self.start or stop > self.start + self.data.shape[1]:
-            self.file.seek(start)
-            n_frames = max(stop - start, self.block)
-            self.data = self.file.read(n_frames, dtype="float32", always_2d=True).T
+            n_frames = min(max(stop - start, self.block), self.file.frames - start)
+            try:
+                self.file.seek(start)
+                self.data = self.file.read(n_frames, dtype="float32", always_2d=True).T
+            except (RuntimeError, OSError) as err:  # soundfile's errors on corrupt data
+                raise AudioFileError(
+                    f"could not read {self.path} at sample {start}: {one_line(err)}"
+                ) from err
             self.start = start
-            _check_finite(self.data, self.path, start, self.file.samplerate)
+            if self.data.shape[1] < stop - start:
+                raise AudioFileError(
+                    f"{self.path} ends at sample {start + self.data.shape[1]} although its header "
+                    f"announces {self.file.frames} samples (a truncated file?)."
+                )
+            bad = ~np.isfinite(self.data)
+            if bad.any():
+                raise_non_finite(
+                    np.argwhere(bad)[0].tolist(),
+                    self.path,
+                    AudioFileError,
+                    offset=start,
+                    sample_rate=self.file.samplerate,
+                    channels=True,
+                )
         return self.data[:, start - self.start : stop - self.start]

@@ -7,21 +7,32 @@ A CSV with one row per clip:
 - optional ``caption`` (free text), ``duration`` (seconds), ``sample_rate`` (Hz).
 """
 
+import io
+import math
 import os
-from typing import List
+from typing import List, Optional, Union
 
+import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from ..errors import ManifestError
 from ..utils import atomic_write
 
 REQUIRED_COLUMNS = ("path", "labels")
 OPTIONAL_COLUMNS = ("caption", "duration", "sample_rate")
 LABEL_SEPARATOR = ";"
+# Frames read at once when scanning a clip for NaN or infinite samples.
+SCAN_BLOCK = 1 << 20
 
-
-class ManifestError(ValueError):
-    """A manifest with problems; the message lists every bad row."""
+__all__ = [
+    "ManifestError",
+    "check_split_leakage",
+    "label_key",
+    "load_manifest",
+    "split_labels",
+    "write_manifest",
+]
 
 
 def split_labels(labels: str) -> List[str]:
@@ -29,12 +40,66 @@ def split_labels(labels: str) -> List[str]:
     return [part.strip() for part in str(labels).split(LABEL_SEPARATOR) if part.strip()]
 
 
+def label_key(label: str) -> str:
+    """What two labels are compared by: ``" Dog  bark"`` and ``"dog bark"`` are one label."""
+    return " ".join(str(label).split()).casefold()
+
+
+def _read_csv(csv_path: str) -> pd.DataFrame:
+    """The CSV as a table; an empty, non-UTF-8 or malformed file is a ManifestError."""
+    with open(csv_path, "rb") as handle:
+        raw = handle.read()
+    if not raw.strip():
+        raise ManifestError(f"{csv_path}: the file is empty (expected a header: path,labels,...)")
+    if raw.startswith(b"\xef\xbb\xbf"):  # a spreadsheet's byte-order mark is not a column name
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ManifestError(
+            f"{csv_path}: line {line} is not valid UTF-8 (byte {raw[err.start]:#04x}); save the "
+            "manifest as UTF-8"
+        ) from err
+    try:
+        return pd.read_csv(io.StringIO(text), dtype={"path": str, "labels": str, "caption": str})
+    except (pd.errors.ParserError, ValueError) as err:
+        reason = " ".join(str(err).split())
+        raise ManifestError(f"{csv_path}: not a valid CSV ({reason})") from err
+
+
+def _first_non_finite(path: str) -> Optional[int]:
+    """Index of the first NaN or infinite sample of a float audio file (PCM has none)."""
+    info = sf.info(path)
+    if info.subtype not in ("FLOAT", "DOUBLE"):
+        return None
+    start = 0
+    for block in sf.blocks(path, blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
+        bad = ~np.isfinite(block)
+        if bad.any():
+            return start + int(np.argwhere(bad)[0][0])
+        start += block.shape[0]
+    return None
+
+
+def _positive_or_missing(value) -> bool:
+    """An optional numeric cell: empty, or a positive finite number."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(number) and number > 0
+
+
 def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
     """Read and validate a manifest, resolving paths.
 
     Args:
-        csv_path: The manifest CSV.
-        check_audio: Open every file's header (catches unreadable files before training).
+        csv_path: The manifest CSV (UTF-8, a byte-order mark is allowed).
+        check_audio: Open every file's header (catches unreadable files before training) and
+            scan float-encoded files for NaN or infinite samples.
 
     Returns:
         pd.DataFrame: Columns ``path`` (absolute), ``labels`` (str), ``label_list`` (list of
@@ -43,12 +108,14 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: The CSV does not exist.
-        ManifestError: Listing every unknown column, missing or unreadable file and empty
-            label, with its row number (1 = first data row).
+        ManifestError: For an empty, non-UTF-8 (with the line) or malformed CSV; else listing
+            every unknown column, missing, unreadable or non-finite file, file listed twice,
+            empty label and non-positive duration or sample rate, with its row number (1 =
+            first data row).
     """
     if not os.path.isfile(csv_path):
         raise FileNotFoundError(f"Manifest not found: {csv_path}")
-    table = pd.read_csv(csv_path, dtype={"path": str, "labels": str, "caption": str})
+    table = _read_csv(csv_path)
     problems = []
     unknown = [c for c in table.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     missing_columns = [c for c in REQUIRED_COLUMNS if c not in table.columns]
@@ -65,14 +132,24 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
 
     root = os.path.dirname(os.path.abspath(csv_path))
     paths, label_lists, durations, rates = [], [], [], []
+    first_row = {}  # resolved path -> first row listing it
     for row_number, row in enumerate(table.itertuples(index=False), start=1):
         raw_path = "" if pd.isna(row.path) else str(row.path)
         path = raw_path if os.path.isabs(raw_path) else os.path.join(root, raw_path)
+        path = os.path.normpath(path)
         labels = [] if pd.isna(row.labels) else split_labels(row.labels)
         if not labels:
             problems.append(f"row {row_number}: empty labels")
         duration = getattr(row, "duration", float("nan"))
         rate = getattr(row, "sample_rate", float("nan"))
+        for column, value in (("duration", duration), ("sample_rate", rate)):
+            if not _positive_or_missing(value):
+                problems.append(f"row {row_number}: {column} {value!r} is not a positive number")
+        if raw_path and path in first_row:
+            problems.append(
+                f"row {row_number}: {raw_path} is listed again (first in row {first_row[path]})"
+            )
+        first_row.setdefault(path, row_number)
         if not raw_path or not os.path.isfile(path):
             problems.append(f"row {row_number}: missing file {raw_path or '(empty path)'}")
         elif check_audio:
@@ -81,8 +158,14 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
                 duration, rate = info.frames / info.samplerate, info.samplerate
                 if info.frames == 0:
                     problems.append(f"row {row_number}: empty audio {raw_path}")
+                bad = _first_non_finite(path)
+                if bad is not None:
+                    problems.append(
+                        f"row {row_number}: NaN or infinite value at sample {bad} of {raw_path}"
+                    )
             except Exception as err:
-                problems.append(f"row {row_number}: unreadable audio {raw_path} ({err})")
+                reason = " ".join(str(err).split())
+                problems.append(f"row {row_number}: unreadable audio {raw_path} ({reason})")
         paths.append(path)
         label_lists.append(labels)
         durations.append(duration)
@@ -102,6 +185,37 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
             "sample_rate": rates,
         }
     )
+
+
+def check_split_leakage(
+    train: Union[str, pd.DataFrame], test: Union[str, pd.DataFrame], check_audio: bool = False
+) -> None:
+    """Refuse a clip that is in both the training and the test manifest.
+
+    Clips are compared by their resolved file (symbolic links followed), so the same file
+    listed through two relative paths is found.
+
+    Args:
+        train: The training manifest's CSV, or the table :func:`load_manifest` returned.
+        test: The test manifest, likewise.
+        check_audio: Passed to :func:`load_manifest` for CSV paths.
+
+    Raises:
+        ManifestError: Naming both manifests, how many clips they share and the first few.
+    """
+    tables = [
+        load_manifest(item, check_audio=check_audio) if isinstance(item, str) else item
+        for item in (train, test)
+    ]
+    names = [
+        item if isinstance(item, str) else f"the {role} manifest"
+        for item, role in zip((train, test), ("training", "test"))
+    ]
+    train_files = {os.path.realpath(p) for p in tables[0]["path"]}
+    shared = [p for p in tables[1]["path"] if os.path.realpath(p) in train_files]
+    if shared:
+        shown = ", ".join(shared[:5]) + (", ..." if len(shared) > 5 else "")
+        raise ManifestError(f"{len(shared)} clip(s) of {names[1]} are also in {names[0]}: {shown}")
 
 
 def write_manifest(rows: List[dict], csv_path: str) -> str:

@@ -460,9 +460,7 @@ def query_slug(query: str) -> str:
     text = unicodedata.normalize("NFKD", query)
     ascii_text = text.encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    lost = any(
-        ord(ch) > 127 and unicodedata.category(ch)[0] in "LNS" for ch in text
-    ) or not slug
+    lost = any(ord(ch) > 127 and unicodedata.category(ch)[0] in "LNS" for ch in text) or not slug
     if not lost and len(slug) <= MAX_SLUG:
         return slug
     digest = hashlib.sha1(query.encode("utf-8")).hexdigest()[:8]
@@ -517,9 +515,17 @@ def load_model_file(path_or_hub_id: str) -> dict:
     """
     from asteroid.utils.hub_utils import cached_download
 
-    is_hub_id = bool(_HUB_ID.fullmatch(path_or_hub_id)) and not path_or_hub_id.endswith(
-        MODEL_FILE_EXTENSIONS
+    if not isinstance(path_or_hub_id, str) or not path_or_hub_id.strip():
+        raise ModelFileError(f"model: expected a file path or a hub id, got {path_or_hub_id!r}.")
+    # "models/mine" beside an existing "models" folder is a local path, not a hub id.
+    looks_local = os.path.isdir(path_or_hub_id.split("/")[0])
+    is_hub_id = (
+        bool(_HUB_ID.fullmatch(path_or_hub_id))
+        and not path_or_hub_id.endswith(MODEL_FILE_EXTENSIONS)
+        and not looks_local
     )
+    if os.path.isdir(path_or_hub_id):
+        raise ModelFileError(f"model {path_or_hub_id} is a folder, not a model file.")
     if os.path.isfile(path_or_hub_id):
         path = path_or_hub_id
     elif is_hub_id or path_or_hub_id.startswith(("http://", "https://")):
@@ -527,8 +533,8 @@ def load_model_file(path_or_hub_id: str) -> dict:
             path = cached_download(path_or_hub_id)
         except Exception as err:
             raise ModelFileError(
-                f"model {path_or_hub_id!r} is neither a local file nor in the Hugging Face "
-                f"cache ({one_line(err)})"
+                f"model {path_or_hub_id}: no such local file, and no such Hugging Face model "
+                f"could be found ({_hub_reason(err)})"
             ) from err
     else:
         raise ModelFileError(f"model file not found: {path_or_hub_id}")
@@ -539,17 +545,31 @@ def load_model_file(path_or_hub_id: str) -> dict:
             f"could not load model file {path_or_hub_id} with weights_only=True "
             f"({one_line(err)})"
         ) from err
-    if not isinstance(conf, dict) or "model_args" not in conf or "state_dict" not in conf:
+    state = conf.get("state_dict") if isinstance(conf, dict) else None
+    if not isinstance(state, dict) or "model_args" not in conf:
         raise ModelFileError(
             f"{path_or_hub_id} is not a serialized model (expected a dict with model_name, "
             "model_args and state_dict, as written by model.serialize())."
         )
-    bad = [
-        k for k, v in conf["state_dict"].items() if v.is_floating_point() and not v.isfinite().all()
-    ]
-    if bad:
-        raise ModelFileError(f"{path_or_hub_id}: weight {bad[0]} has NaN or infinite values.")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise ModelFileError(f"{path_or_hub_id}: state_dict entry {key} is not a tensor.")
+        if value.is_floating_point() and not value.isfinite().all():
+            raise ModelFileError(f"{path_or_hub_id}: weight {key} has NaN or infinite values.")
     return conf
+
+
+def _hub_reason(err: BaseException) -> str:
+    """Why a hub download failed, without guessing at the user's network."""
+    reasons = {
+        "LocalEntryNotFoundError": "not in the local Hugging Face cache, and the hub was not "
+        "reachable or offline mode is on",
+        "RepositoryNotFoundError": "no such repository on the hub",
+        "RevisionNotFoundError": "no such revision on the hub",
+        "EntryNotFoundError": "the repository has no model file",
+        "GatedRepoError": "the repository needs authentication",
+    }
+    return reasons.get(type(err).__name__, one_line(err))
 
 
 def one_line(err: BaseException) -> str:
