@@ -4,7 +4,10 @@ A CSV with one row per clip:
 
 - ``path``: audio file, relative to the CSV's folder (or absolute);
 - ``labels``: AudioSet-style display names separated by ``;`` (e.g. ``Dog;Bark``);
-- optional ``caption`` (free text), ``duration`` (seconds), ``sample_rate`` (Hz).
+- optional ``caption`` (free text), ``duration`` (seconds), ``sample_rate`` (Hz);
+- optional ``category`` (a prompt name such as ``speech`` or ``drums``, used by
+  :mod:`asteroid_lass.data.prompt_mixing`), ``song`` (stems of one song share it, so they can
+  be mixed time-aligned) and ``speaker`` (clips of one talker share it).
 """
 
 import os
@@ -16,7 +19,9 @@ import soundfile as sf
 from ..utils import atomic_write
 
 REQUIRED_COLUMNS = ("path", "labels")
-OPTIONAL_COLUMNS = ("caption", "duration", "sample_rate")
+OPTIONAL_COLUMNS = ("caption", "duration", "sample_rate", "category", "song", "speaker")
+# Optional text columns passed through as str ("" where absent).
+GROUP_COLUMNS = ("category", "song", "speaker")
 LABEL_SEPARATOR = ";"
 
 
@@ -39,7 +44,8 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
     Returns:
         pd.DataFrame: Columns ``path`` (absolute), ``labels`` (str), ``label_list`` (list of
         str), ``caption`` (str, may be empty), ``duration`` and ``sample_rate`` (from the file
-        header when ``check_audio``, else from the CSV when given).
+        header when ``check_audio``, else from the CSV when given), and ``category``,
+        ``song``, ``speaker`` (str, empty where absent).
 
     Raises:
         FileNotFoundError: The CSV does not exist.
@@ -48,7 +54,8 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
     """
     if not os.path.isfile(csv_path):
         raise FileNotFoundError(f"Manifest not found: {csv_path}")
-    table = pd.read_csv(csv_path, dtype={"path": str, "labels": str, "caption": str})
+    text_columns = ("path", "labels", "caption") + GROUP_COLUMNS
+    table = pd.read_csv(csv_path, dtype={column: str for column in text_columns})
     problems = []
     unknown = [c for c in table.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     missing_columns = [c for c in REQUIRED_COLUMNS if c not in table.columns]
@@ -91,15 +98,20 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
         raise ManifestError(
             f"{csv_path}: {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems)
         )
-    captions = table["caption"] if "caption" in table.columns else pd.Series([""] * len(table))
+
+    def text(column: str) -> List[str]:
+        values = table[column] if column in table.columns else pd.Series([""] * len(table))
+        return values.fillna("").astype(str).tolist()
+
     return pd.DataFrame(
         {
             "path": paths,
             "labels": [LABEL_SEPARATOR.join(labels) for labels in label_lists],
             "label_list": label_lists,
-            "caption": captions.fillna("").astype(str).tolist(),
+            "caption": text("caption"),
             "duration": durations,
             "sample_rate": rates,
+            **{column: [v.strip() for v in text(column)] for column in GROUP_COLUMNS},
         }
     )
 
