@@ -18,6 +18,7 @@ from asteroid_lass.data.prompt_mixing import (
     STEMS,
     TASKS,
     FixedPromptMixtureDataset,
+    MultiChannelClipStore,
     PromptBatchSampler,
     PromptMixtureDataset,
     PromptSequenceSampler,
@@ -498,3 +499,20 @@ def test_speaker_pitch_is_in_range_and_tracks_the_contour(sex):
         centres = np.arange(measured.size) * 160 + 320
         relative_error = np.abs(measured[found] / f0[centres[found]] - 1)
         assert np.median(relative_error) < 0.05
+
+
+@pytest.mark.parametrize("rate", [SR, 2 * SR])
+def test_long_files_are_read_piecewise_and_not_cached(corpus, rate):
+    song = os.path.join(corpus["music"], "train", "Artist 0 - Song", "mixture.wav")
+    whole = MultiChannelClipStore(rate, channels=2)
+    piecewise = MultiChannelClipStore(rate, channels=2, max_cached_seconds=1.0)
+    for offset in (0, 3 * rate - 7, 4 * rate - 100):
+        expected, piece = whole.crop(song, offset, rate), piecewise.crop(song, offset, rate)
+        assert piece.shape == expected.shape == (2, rate)
+        if rate == SR:
+            np.testing.assert_array_equal(piece, expected)
+        else:  # resampled alone: equal away from the piece's edges
+            np.testing.assert_allclose(piece[:, 64:-64], expected[:, 64:-64], atol=2e-3)
+    assert song in whole._clips and not piecewise._clips
+    assert piecewise.gain(song) == pytest.approx(whole.gain(song), rel=1e-6)
+    assert not piecewise._clips

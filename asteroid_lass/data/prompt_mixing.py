@@ -209,57 +209,93 @@ class PromptSequenceSampler:
 
 # ----------------------------------------------------------------------------- audio
 class MultiChannelClipStore(ClipStore):
-    """A :class:`ClipStore` that keeps ``channels`` channels and caches clip loudness.
+    """A :class:`ClipStore` whose clips are ``(channels, time)``, that caches clip loudness
+    and reads long files (songs) piecewise instead of keeping them in memory.
 
-    Mono clips are repeated on every channel; with ``channels=1`` multichannel files are
-    averaged, as :class:`ClipStore` does.
+    Mono files are repeated on every channel; with ``channels=1`` multichannel files are
+    averaged, as :class:`ClipStore` does. Files longer than ``max_cached_seconds`` are never
+    cached: a crop reads just its samples (and, when the file's rate differs, resamples that
+    piece alone, which differs from resampling the whole file only within a few samples of
+    the piece's edges); their loudness and power are measured once and kept.
 
     Args:
         sample_rate: Rate every clip is resampled to.
         channels: Output channels.
         cache: Keep decoded clips in memory.
+        max_cached_seconds: Longest file kept in memory.
     """
 
-    def __init__(self, sample_rate: int, channels: int = 1, cache: bool = True):
+    def __init__(
+        self,
+        sample_rate: int,
+        channels: int = 1,
+        cache: bool = True,
+        max_cached_seconds: float = 60.0,
+    ):
         super().__init__(sample_rate, cache)
         if channels < 1:
             raise ValueError(f"channels must be >= 1, got {channels}.")
         self.channels = int(channels)
+        self.max_cached_seconds = float(max_cached_seconds)
+        self._infos: Dict[str, Tuple[int, int]] = {}
         self._gains: Dict[str, float] = {}
         self._powers: Dict[str, float] = {}
 
+    def _decode(self, wav: np.ndarray, rate: int, path: str) -> np.ndarray:
+        """(file channels, time) at ``rate`` -> (channels, time) float32 at our rate."""
+        if self.channels == 1:
+            wav = wav.mean(axis=0, keepdims=True)
+        elif wav.shape[0] not in (1, self.channels):
+            raise ValueError(f"{path} has {wav.shape[0]} channels; expected 1 or {self.channels}.")
+        wav = resample(torch.from_numpy(np.ascontiguousarray(wav)), rate, self.sample_rate)
+        wav = wav.numpy()
+        return np.ascontiguousarray(np.broadcast_to(wav, (self.channels, wav.shape[1]))).astype(
+            np.float32
+        )
+
+    def _is_long(self, path: str) -> bool:
+        if path not in self._infos:
+            info = sf.info(path)
+            self._infos[path] = (int(info.frames), int(info.samplerate))
+        frames, rate = self._infos[path]
+        return frames / rate > self.max_cached_seconds
+
     def get(self, path: str) -> np.ndarray:
         """The whole clip, (channels, time) float32."""
-        if self.channels == 1:
-            return super().get(path)[None]
         clip = self._clips.get(path)
         if clip is None:
-            wav, rate = read_audio(path)
-            if wav.shape[0] not in (1, self.channels):
-                raise ValueError(
-                    f"{path} has {wav.shape[0]} channels; expected 1 or {self.channels}."
-                )
-            wav = resample(torch.from_numpy(wav), rate, self.sample_rate).numpy()
-            clip = np.ascontiguousarray(np.broadcast_to(wav, (self.channels, wav.shape[1])))
-            clip = clip.astype(np.float32)
-            if self.cache:
+            clip = self._decode(*read_audio(path), path)
+            if self.cache and not self._is_long(path):
                 self._clips[path] = clip
         return clip
 
     def crop(self, path: str, offset: int, length: int) -> np.ndarray:
         """(channels, length) from ``offset``, zero-padded past the clip's end."""
-        return np.stack([crop(channel, offset, length) for channel in self.get(path)])
+        if path in self._clips or not self._is_long(path):
+            return np.stack([crop(channel, offset, length) for channel in self.get(path)])
+        rate = self._infos[path][1]
+        start = int(np.floor(offset * rate / self.sample_rate))
+        skip = offset - int(round(start * self.sample_rate / rate))  # sub-frame remainder
+        frames = int(np.ceil((length + skip) * rate / self.sample_rate)) + 1
+        wav, _ = sf.read(path, start=start, frames=frames, dtype="float32", always_2d=True)
+        piece = self._decode(wav.T, rate, path)
+        return np.stack([crop(channel, skip, length) for channel in piece])
+
+    def _measure(self, path: str) -> None:
+        clip = self.get(path)
+        self._gains[path] = loudness_gain(clip.T, self.sample_rate)
+        self._powers[path] = float(np.mean(clip.astype(np.float64) ** 2))
 
     def gain(self, path: str) -> float:
         """Linear factor bringing the whole clip to -23 LUFS (cached)."""
         if path not in self._gains:
-            self._gains[path] = loudness_gain(self.get(path).T, self.sample_rate)
+            self._measure(path)
         return self._gains[path]
 
     def power(self, path: str) -> float:
         """Mean power of the whole clip (cached)."""
         if path not in self._powers:
-            self._powers[path] = float(np.mean(self.get(path).astype(np.float64) ** 2))
+            self._measure(path)
         return self._powers[path]
 
 

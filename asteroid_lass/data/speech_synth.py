@@ -150,7 +150,8 @@ def _syllable(rng, speaker: Speaker, frame_rate: float, stressed: bool) -> List[
     segments = []
     for name, duration in zip(onset + coda, seconds):
         kind, centre, width, _ = CONSONANTS[name]
-        formants = np.array(_NASAL_FORMANTS[name], float) if kind == "nasal" else vowel
+        # Obstruents carry no formant target: the tract glides between the vowels around them.
+        formants = np.array(_NASAL_FORMANTS[name], float) if kind == "nasal" else None
         segments.append(_Segment(kind, max(int(duration * frame_rate), 1), formants, centre, width))
     vowel_seconds = period - seconds.sum()
     level = rng.uniform(0.9, 1.0) if stressed else rng.uniform(0.6, 0.8)
@@ -260,7 +261,11 @@ def synth_utterance(
         if segment.kind == "pause":
             phrase_index += 1
         phrase[span] = phrase_index
-        if segment.formants is not None:
+        if segment.formants is not None and segment.kind == "vowel":
+            # The target holds over the vowel's middle half; the tract moves in and out of it.
+            quarter = (end - position) // 4
+            targets[position + quarter : end - quarter] = segment.formants
+        elif segment.formants is not None:
             targets[span] = segment.formants
         if segment.kind == "vowel":
             m = end - position
@@ -295,7 +300,7 @@ def synth_utterance(
     formants3 = np.stack(
         [np.interp(frames, frames[known], targets[known, k]) for k in range(3)], axis=1
     )
-    smooth = np.hanning(max(int(0.03 * frame_rate), 3))
+    smooth = np.hanning(max(int(0.04 * frame_rate), 3))
     smooth /= smooth.sum()
     formants3 = np.stack([np.convolve(col, smooth, mode="same") for col in formants3.T], 1)
     edge = len(smooth) // 2 + 1
