@@ -175,10 +175,12 @@ class PromptSequenceSampler:
         """Every prefix reachable with non-zero probability must be extendable up to the
         largest count with non-zero weight; returns the categories that can occur."""
         longest = max(n for n, w in zip(self.num_sources, self.num_sources_weights) if w > 0)
-        seen, frontier = set(), [()]
+        # What can follow depends only on the last prompt and the no_repeat ones used, so
+        # one example prefix per such state keeps the search small for any length.
+        seen, frontier = set(), {None: ()}
         for length in range(longest):
-            next_frontier = set()
-            for prefix in frontier:
+            next_frontier: Dict[tuple, tuple] = {}
+            for prefix in frontier.values():
                 allowed = self._allowed(prefix)
                 if not allowed:
                     where = "init_prob" if not prefix else f"transition[{prefix[-1]!r}]"
@@ -186,10 +188,12 @@ class PromptSequenceSampler:
                         f"The prompt list {list(prefix)} cannot continue ({where} has no allowed "
                         f"category left) but lists of {longest} are drawn."
                     )
-                for category in allowed:
+                for category in sorted(allowed):
                     seen.add(category)
-                    next_frontier.add(tuple(prefix) + (category,))
-            frontier = sorted(next_frontier)
+                    extended = tuple(prefix) + (category,)
+                    state = (category, frozenset(self.no_repeat & set(extended)))
+                    next_frontier.setdefault(state, extended)
+            frontier = next_frontier
         return sorted(seen)
 
     def draw_count(self, rng: np.random.Generator) -> int:
