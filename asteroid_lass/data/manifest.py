@@ -4,7 +4,10 @@ A CSV with one row per clip:
 
 - ``path``: audio file, relative to the CSV's folder (or absolute);
 - ``labels``: AudioSet-style display names separated by ``;`` (e.g. ``Dog;Bark``);
-- optional ``caption`` (free text), ``duration`` (seconds), ``sample_rate`` (Hz).
+- optional ``caption`` (free text), ``duration`` (seconds), ``sample_rate`` (Hz);
+- optional ``category`` (a prompt name such as ``speech`` or ``drums``, used by
+  :mod:`asteroid_lass.data.prompt_mixing`), ``song`` (stems of one song share it, so they can
+  be mixed time-aligned) and ``speaker`` (clips of one talker share it).
 """
 
 import io
@@ -20,7 +23,9 @@ from ..errors import ManifestError
 from ..utils import atomic_write
 
 REQUIRED_COLUMNS = ("path", "labels")
-OPTIONAL_COLUMNS = ("caption", "duration", "sample_rate")
+OPTIONAL_COLUMNS = ("caption", "duration", "sample_rate", "category", "song", "speaker")
+# Optional text columns passed through as str ("" where absent).
+GROUP_COLUMNS = ("category", "song", "speaker")
 LABEL_SEPARATOR = ";"
 # Frames read at once when scanning a clip for NaN or infinite samples.
 SCAN_BLOCK = 1 << 20
@@ -62,7 +67,8 @@ def _read_csv(csv_path: str) -> pd.DataFrame:
             "manifest as UTF-8"
         ) from err
     try:
-        return pd.read_csv(io.StringIO(text), dtype={"path": str, "labels": str, "caption": str})
+        text_columns = ("path", "labels", "caption") + GROUP_COLUMNS
+        return pd.read_csv(io.StringIO(text), dtype={column: str for column in text_columns})
     except (pd.errors.ParserError, ValueError) as err:
         reason = " ".join(str(err).split())
         raise ManifestError(f"{csv_path}: not a valid CSV ({reason})") from err
@@ -104,7 +110,8 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
     Returns:
         pd.DataFrame: Columns ``path`` (absolute), ``labels`` (str), ``label_list`` (list of
         str), ``caption`` (str, may be empty), ``duration`` and ``sample_rate`` (from the file
-        header when ``check_audio``, else from the CSV when given).
+        header when ``check_audio``, else from the CSV when given), and ``category``,
+        ``song``, ``speaker`` (str, empty where absent).
 
     Raises:
         FileNotFoundError: The CSV does not exist.
@@ -174,15 +181,20 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
         raise ManifestError(
             f"{csv_path}: {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems)
         )
-    captions = table["caption"] if "caption" in table.columns else pd.Series([""] * len(table))
+
+    def text(column: str) -> List[str]:
+        values = table[column] if column in table.columns else pd.Series([""] * len(table))
+        return values.fillna("").astype(str).tolist()
+
     return pd.DataFrame(
         {
             "path": paths,
             "labels": [LABEL_SEPARATOR.join(labels) for labels in label_lists],
             "label_list": label_lists,
-            "caption": captions.fillna("").astype(str).tolist(),
+            "caption": text("caption"),
             "duration": durations,
             "sample_rate": rates,
+            **{column: [v.strip() for v in text(column)] for column in GROUP_COLUMNS},
         }
     )
 

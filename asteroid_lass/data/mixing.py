@@ -16,18 +16,32 @@ def _meter(sample_rate: int) -> pyloudnorm.Meter:
     return pyloudnorm.Meter(sample_rate)
 
 
-def loudness_normalize(wav: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Bring ``wav`` to -23 LUFS (BS.1770); falls back to RMS for too-short or silent clips."""
+def loudness_gain(wav: np.ndarray, sample_rate: int) -> float:
+    """The factor that brings ``wav`` to -23 LUFS (BS.1770), RMS-based for too-short clips.
+
+    Args:
+        wav: (time,) or (time, channels) float array.
+        sample_rate: For the loudness meter.
+
+    Returns:
+        float: 1.0 for a silent clip.
+    """
     try:
         loudness = _meter(sample_rate).integrated_loudness(wav.astype(np.float64))
     except ValueError:  # shorter than one 400 ms gating block
         loudness = -np.inf
     if np.isfinite(loudness):
-        return (wav * 10.0 ** ((REFERENCE_LOUDNESS - loudness) / 20.0)).astype(np.float32)
+        return float(10.0 ** ((REFERENCE_LOUDNESS - loudness) / 20.0))
     rms = np.sqrt(np.mean(wav.astype(np.float64) ** 2))
     if rms < _EPS:
-        return wav.astype(np.float32)
-    return (wav * (10.0 ** (REFERENCE_LOUDNESS / 20.0) / rms)).astype(np.float32)
+        return 1.0
+    return float(10.0 ** (REFERENCE_LOUDNESS / 20.0) / rms)
+
+
+def loudness_normalize(wav: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Bring ``wav`` to -23 LUFS (BS.1770); falls back to RMS for too-short or silent clips."""
+    # A numpy float64 scalar, as before the gain was factored out: same dtype promotion.
+    return (wav * np.float64(loudness_gain(wav, sample_rate))).astype(np.float32)
 
 
 def energy_snr_db(target: np.ndarray, interference: np.ndarray) -> float:
