@@ -1,7 +1,6 @@
 import os
 
 import numpy as np
-import pandas as pd
 import soundfile as sf
 import torch
 

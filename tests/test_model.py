@@ -61,8 +61,8 @@ def test_registered_by_name_and_import_twice_is_safe():
 def test_output_has_input_length_and_one_output_per_query(tiny_model, n_samples):
     mixture = torch.randn(2, 1, n_samples)
     with torch.no_grad():
-        estimate = tiny_model(mixture, torch.randn(2, 3, 384))
-    assert estimate.shape == (2, 3, 1, n_samples)
+        estimate = tiny_model(mixture, torch.randn(2, 2, 384))
+    assert estimate.shape == (2, 2, 1, n_samples)
     assert torch.isfinite(estimate).all()
 
 
@@ -79,12 +79,12 @@ def test_film_conditions_the_output(tiny_model):
 
 def test_queries_of_one_call_are_independent(tiny_model):
     """Several queries in one pass give what each gives alone (no cross-talk in the batch)."""
-    mixture = torch.randn(2, 1, 8000)
-    embeddings = torch.randn(2, 3, 384)
+    mixture = torch.randn(2, 1, 4000)
+    embeddings = torch.randn(2, 2, 384)
     with torch.no_grad():
         together = tiny_model(mixture, embeddings)
         for b in range(2):
-            for k in range(3):
+            for k in range(2):
                 alone = tiny_model(mixture[b : b + 1], embeddings[b : b + 1, k : k + 1])
                 torch.testing.assert_close(together[b, k], alone[0, 0], atol=1e-5, rtol=1e-4)
 

@@ -5,6 +5,7 @@ and one renderer, so a fixed test set is exactly what the training sampler would
 """
 
 import json
+import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -13,10 +14,11 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from ..audio import read_audio, resample
+from ..audio import raise_non_finite, read_audio, resample
+from ..errors import AudioFileError
 from ..utils import atomic_write
 from .batch import separation_item
-from .manifest import LABEL_SEPARATOR, load_manifest, split_labels
+from .manifest import LABEL_SEPARATOR, label_key, load_manifest, split_labels
 from .mixing import mix
 
 DEFAULT_TEMPLATES = (
@@ -45,6 +47,18 @@ BUILTIN_CORPUS_LICENSE = dict(
     license_link="https://opensource.org/licenses/MIT",
     non_commercial=False,
 )
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _any_disjoint_pair(label_sets: Sequence[set]) -> bool:
+    """Whether any two clips share no label, over all rows (compared by distinct label sets)."""
+    distinct = list({frozenset(labels) for labels in label_sets})
+    return any(
+        not first & second for i, first in enumerate(distinct) for second in distinct[i + 1 :]
+    )
 
 
 def random_offset(rng: np.random.Generator, clip_samples: int, segment: int) -> int:
@@ -87,6 +101,11 @@ class ClipStore:
         clip = self._clips.get(path)
         if clip is None:
             wav, rate = read_audio(path)
+            if wav.shape[-1] == 0:
+                raise AudioFileError(f"{path} is empty (0 samples).")
+            bad = ~np.isfinite(wav)
+            if bad.any():  # a manifest loaded with check_audio=False lets such clips through
+                raise_non_finite(np.argwhere(bad)[0].tolist(), path, AudioFileError, channels=True)
             mono = torch.from_numpy(wav.mean(axis=0))
             clip = resample(mono, rate, self.sample_rate).numpy().astype(np.float32)
             if self.cache:
@@ -144,6 +163,22 @@ class MixingSettings:
     ) -> None:
         if query_source not in ("label", "caption", "mixed"):
             raise ValueError(f"query_source must be label, caption or mixed, got {query_source!r}.")
+        if not (_is_number(sample_rate) and 0 < sample_rate < math.inf):
+            raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}.")
+        if not (_is_number(segment_seconds) and 0 < segment_seconds < math.inf):
+            raise ValueError(
+                f"segment_seconds must be a positive number of seconds, got {segment_seconds!r}."
+            )
+        if int(round(segment_seconds * sample_rate)) < 1:
+            raise ValueError(
+                f"segment_seconds={segment_seconds} is shorter than one sample at {sample_rate} Hz."
+            )
+        if not all(_is_number(v) and math.isfinite(v) for v in snr_range):
+            raise ValueError(f"snr_range must be two finite numbers of dB, got {snr_range!r}.")
+        if not (_is_number(template_probability) and 0 <= template_probability <= 1):
+            raise ValueError(
+                f"template_probability must be in [0, 1], got {template_probability!r}."
+            )
         if max_interferers < 1:
             raise ValueError(f"max_interferers must be >= 1, got {max_interferers}.")
         if snr_range[0] > snr_range[1]:
@@ -219,9 +254,10 @@ class QueryMixtureDataset(MixingSettings, Dataset):
         self.table = load_manifest(manifest) if isinstance(manifest, str) else manifest
         self.items_per_epoch = int(items_per_epoch or len(self.table))
         self.store = ClipStore(self.sample_rate)
-        self._labels = [set(labels) for labels in self.table["label_list"]]
+        # "Dog" and " dog" are one label: never mix a dog with a dog.
+        self._labels = [{label_key(x) for x in labels} for labels in self.table["label_list"]]
         self._durations = self.table["duration"].to_numpy(dtype=float)
-        if not any(self._disjoint_candidates(i).size for i in range(min(len(self.table), 50))):
+        if not _any_disjoint_pair(self._labels):
             raise ValueError("No two clips in the manifest have disjoint labels: nothing to mix.")
 
     @classmethod
@@ -379,9 +415,15 @@ class FixedMixtureDataset(Dataset):
         self.sample_rate = int(sample_rate or meta.get("sample_rate", 0))
         if not self.sample_rate:
             raise ValueError(f"{csv_path}: no sample_rate given and no {meta_path}.")
+        if segment_seconds is not None and not (
+            _is_number(segment_seconds) and 0 < segment_seconds < math.inf
+        ):
+            raise ValueError(
+                f"segment_seconds must be a positive number of seconds, got {segment_seconds!r}."
+            )
         self.segment = (
             int(round(segment_seconds * self.sample_rate))
-            if segment_seconds
+            if segment_seconds is not None
             else int(meta["segment"])
         )
         root = os.path.dirname(os.path.abspath(csv_path))

@@ -154,7 +154,8 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
                 problems.append(f"row {row_number}: {column} {value!r} is not a positive number")
         if raw_path and path in first_row:
             problems.append(
-                f"row {row_number}: {raw_path} is listed again (first in row {first_row[path]})"
+                f"row {row_number}: {raw_path} is listed more than once (rows "
+                f"{first_row[path]} and {row_number})"
             )
         first_row.setdefault(path, row_number)
         if not raw_path or not os.path.isfile(path):
