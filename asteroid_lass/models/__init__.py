@@ -4,6 +4,7 @@ from asteroid.models import register_model
 from asteroid.models import get as _get_registered
 
 from .base import EmbeddingSeparator, Separator
+from .metatasnet import MetaTasNet
 from .resunet import SIZE_PRESETS, LASSResUNet
 
 
@@ -19,5 +20,13 @@ def register(model_class) -> None:
 
 
 register(LASSResUNet)
+register(MetaTasNet)
 
-__all__ = ["Separator", "EmbeddingSeparator", "LASSResUNet", "SIZE_PRESETS", "register"]
+__all__ = [
+    "Separator",
+    "EmbeddingSeparator",
+    "LASSResUNet",
+    "MetaTasNet",
+    "SIZE_PRESETS",
+    "register",
+]
