@@ -14,7 +14,7 @@ each label has its own ordinary weights).
 """
 
 import math
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -446,8 +446,9 @@ class MetaTasNet(Separator):
     - ``"paper"``: the official default; 45,531,260 trainable parameters with four labels, and
       34,673,054 with ``generated_weights=False``.
     - ``"small"``: three stages, N=128, B=H=64, 2 x 4 blocks, 64 spectrogram channels
-      (about 1.6 M parameters; trainable on a CPU for experiments).
-    - ``"tiny"``: two stages (8 and 16 kHz), N=32, B=H=16, 1 x 2 blocks; for tests.
+      (3,961,628 parameters; for CPU experiments).
+    - ``"tiny"``: two stages (8 and 16 kHz), N=32, B=H=16, 1 x 2 blocks (80,136 parameters);
+      for tests.
 
     Args:
         labels: The vocabulary, in output-index order (default MUSDB's four stems in the
