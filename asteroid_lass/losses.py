@@ -283,3 +283,135 @@ __all__: List[str] = [
     "reorder",
     "waveform_objective",
 ]
+
+
+# ----------------------------------------------------------------------------- Meta-TasNet
+_METATASNET_KEYS = (
+    "stage_estimates",
+    "stage_mixtures",
+    "stage_reconstructions",
+    "stage_references",
+    "encode_stage",
+)
+
+
+def metatasnet_objective(
+    reconstruction_weight: float = 0.05,
+    similarity_weight: float = 2.0,
+    dissimilarity_weight: float = 3.0,
+    silence_threshold: float = 0.0,
+) -> Objective:
+    """Meta-TasNet's training objective (the official ``calculate_loss``), on every stage.
+
+    Needs the outputs of :meth:`asteroid_lass.models.MetaTasNet.training_outputs`. Per stage,
+    with the references resampled and scaled exactly as the mixture was:
+
+    - SI-SNR of every output against its reference, averaged over the examples whose
+      reference is not silent, summed over outputs (the loss is its negative);
+    - ``- reconstruction_weight x`` SI-SNR of the decoded, unmasked mixture latent against the
+      stage's input mixture;
+    - ``+ dissimilarity_weight x`` the cosine similarity, per latent frame, of the absolute
+      encoder latents of two different labels' references in the same example (all pairs
+      of outputs with different labels, both non-silent), averaged over pairs, then frames;
+    - ``- similarity_weight x`` the cosine similarity, per frame, of the encoder latents of
+      the same label's references in neighbouring examples of the batch (example ``b`` and
+      ``b - 1``, cyclically; both non-silent), averaged likewise.
+
+    The latent terms use the encoder on the *references* only, as the official code does;
+    they shape the encoder. Stereo channels are separate items; the similarity pairs a
+    channel with the same channel of the neighbouring example. The SI-SNR is the package's
+    :func:`neg_sisdr` (Asteroid's, zero-mean); the official one does not remove the mean.
+
+    Args:
+        reconstruction_weight: Weight of the mixture reconstruction term (official 0.05).
+        similarity_weight: Weight of the same-label latent similarity (official 2.0).
+        dissimilarity_weight: Weight of the different-label latent similarity (official 3.0).
+        silence_threshold: A reference whose peak is at most this is silent and excluded
+            (official: exactly zero).
+
+    Returns:
+        An objective giving ``loss`` and, averaged over stages, ``sisnr`` (per output, dB),
+        ``reconstruction_sisnr``, ``similarity`` and ``dissimilarity``, plus
+        ``sisnr_stage<i>``.
+    """
+    weights = dict(
+        reconstruction_weight=reconstruction_weight,
+        similarity_weight=similarity_weight,
+        dissimilarity_weight=dissimilarity_weight,
+    )
+    for name, value in weights.items():
+        if float(value) < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}.")
+    use_latents = similarity_weight > 0 or dissimilarity_weight > 0
+
+    def objective(outputs, batch):
+        missing = [key for key in _METATASNET_KEYS if key not in outputs]
+        if missing:
+            raise ValueError(
+                f"The metatasnet objective needs MetaTasNet.training_outputs; missing {missing}."
+            )
+        targets, ids = batch["targets"], batch["condition_ids"]
+        active = targets.abs().amax(dim=-1) > silence_threshold  # (batch, n, channels)
+        same_label = ids[:, :, None] == ids[:, None, :]
+        pair_a, pair_b = torch.triu_indices(ids.shape[1], ids.shape[1], offset=1, device=ids.device)
+        pair_valid = (active[:, pair_a] & active[:, pair_b]) & ~same_label[:, pair_a, pair_b, None]
+        neighbour_valid = (active & active.roll(1, dims=0)) & (ids == ids.roll(1, dims=0))[
+            ..., None
+        ]
+
+        loss, logs = 0.0, {k: 0.0 for k in ("sisnr", "reconstruction_sisnr", "similarity")}
+        logs["dissimilarity"] = 0.0
+        references = outputs["stage_references"](targets)
+        stages = zip(
+            outputs["stage_estimates"],
+            references,
+            outputs["stage_mixtures"],
+            outputs["stage_reconstructions"],
+        )
+        n_stages = len(references)
+        for index, (estimate, reference, mixture, reconstruction) in enumerate(stages):
+            sisnr = torch.where(active, -neg_sisdr(estimate, reference), 0.0)
+            per_output = sisnr.sum(dim=(0, 2)) / active.sum(dim=(0, 2)).clamp_min(1)
+            stage_loss = -per_output.sum()
+            logs[f"sisnr_stage{index}"] = per_output.mean()
+            logs["sisnr"] = logs["sisnr"] + per_output.mean() / n_stages
+            if reconstruction_weight > 0:
+                rec = -neg_sisdr(reconstruction, mixture).mean()
+                stage_loss = stage_loss - reconstruction_weight * rec
+                logs["reconstruction_sisnr"] = logs["reconstruction_sisnr"] + rec / n_stages
+            if use_latents:
+                flat = reference.reshape(-1, 1, reference.shape[-1])
+                latents = outputs["encode_stage"](index, flat)
+                latents = latents.view(*reference.shape[:3], *latents.shape[1:])
+                if dissimilarity_weight > 0 and len(pair_a):
+                    cos = torch.nn.functional.cosine_similarity(
+                        latents[:, pair_a].abs(), latents[:, pair_b].abs(), dim=3
+                    )
+                    dis = _masked_frame_mean(cos, pair_valid)
+                    stage_loss = stage_loss + dissimilarity_weight * dis
+                    logs["dissimilarity"] = logs["dissimilarity"] + dis / n_stages
+                if similarity_weight > 0:
+                    cos = torch.nn.functional.cosine_similarity(
+                        latents, latents.roll(1, dims=0), dim=3
+                    )
+                    sim = _masked_frame_mean(cos, neighbour_valid)
+                    stage_loss = stage_loss - similarity_weight * sim
+                    logs["similarity"] = logs["similarity"] + sim / n_stages
+            loss = loss + stage_loss
+        terms = {"loss": loss}
+        terms.update({k: torch.as_tensor(v, device=targets.device) for k, v in logs.items()})
+        return terms
+
+    return objective
+
+
+def _masked_frame_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Sum of ``values`` (..., frames) over valid items, divided by their count, averaged over
+    frames (the official normalisation)."""
+    valid = valid[..., None].to(values.dtype)
+    per_frame = (values * valid).flatten(0, -2).sum(dim=0) / valid.sum().clamp_min(EPS)
+    return per_frame.mean()
+
+
+register_objective("metatasnet", metatasnet_objective)
+__all__ += ["metatasnet_objective"]

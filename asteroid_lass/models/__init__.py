@@ -1,10 +1,11 @@
 """Separators of asteroid_lass, registered into Asteroid's model registry on import."""
 
-from asteroid.models import register_model
 from asteroid.models import get as _get_registered
+from asteroid.models import register_model
 
 from .asteroid_blind import AsteroidSeparator
 from .base import EmbeddingSeparator, Separator
+from .metatasnet import MetaTasNet
 from .resunet import SIZE_PRESETS, LASSResUNet
 
 
@@ -19,18 +20,8 @@ def register(model_class) -> None:
         register_model(model_class)
 
 
-register(LASSResUNet)
-register(AsteroidSeparator)
-
-__all__ = [
-    "AsteroidSeparator",
-    "EmbeddingSeparator",
-    "LASSResUNet",
-    "SIZE_PRESETS",
-    "Separator",
-    "as_separator",
-    "register",
-]
+for _model_class in (LASSResUNet, MetaTasNet, AsteroidSeparator):
+    register(_model_class)
 
 
 def as_separator(model) -> Separator:
@@ -38,3 +29,15 @@ def as_separator(model) -> Separator:
     if isinstance(model, Separator):
         return model
     return AsteroidSeparator.wrap(model)
+
+
+__all__ = [
+    "AsteroidSeparator",
+    "EmbeddingSeparator",
+    "LASSResUNet",
+    "MetaTasNet",
+    "SIZE_PRESETS",
+    "Separator",
+    "as_separator",
+    "register",
+]
