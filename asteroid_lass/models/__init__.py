@@ -5,6 +5,7 @@ from asteroid.models import get as _get_registered
 
 from .base import EmbeddingSeparator, Separator
 from .resunet import SIZE_PRESETS, LASSResUNet
+from .tuss import TUSS
 
 
 def register(model_class) -> None:
@@ -19,5 +20,6 @@ def register(model_class) -> None:
 
 
 register(LASSResUNet)
+register(TUSS)
 
-__all__ = ["Separator", "EmbeddingSeparator", "LASSResUNet", "SIZE_PRESETS", "register"]
+__all__ = ["Separator", "EmbeddingSeparator", "LASSResUNet", "SIZE_PRESETS", "TUSS", "register"]
