@@ -402,6 +402,67 @@ def metatasnet_objective(
         terms.update({k: torch.as_tensor(v, device=targets.device) for k, v in logs.items()})
         return terms
 
+
+# ----------------------------------------------------------------------------- TUSS
+def silent_reference_loss(
+    estimate: torch.Tensor, mixture_energy: torch.Tensor, snr_max: float = 30.0
+) -> torch.Tensor:
+    """TUSS's loss for an output whose reference is silent: the estimate's energy in dB,
+    floored at ``snr_max`` dB below the mixture's energy.
+
+    ``10 log10(|s_hat|^2 + tau |x|^2)`` with ``tau = 10^(-snr_max / 10)``: it pushes the output
+    towards silence and stops once the output is ``snr_max`` dB quieter than the mixture.
+
+    Args:
+        estimate: (..., time)
+        mixture_energy: ``|x|^2``, broadcastable to ``estimate.shape[:-1]``.
+    """
+    tau = 10.0 ** (-snr_max / 10.0)
+    return 10 * torch.log10(estimate.square().sum(dim=-1) + tau * mixture_energy + EPS)
+
+
+def tuss_objective(
+    snr_max: float = 30.0, silent_weight: float = 0.1, assignment: str = "prompt"
+) -> Objective:
+    """TUSS's training objective: capped SNR per output, silent references down-weighted,
+    permutations solved only among outputs that share a prompt.
+
+    An output with an active reference costs :func:`neg_snr_capped`; one whose reference is
+    exactly zero costs ``silent_weight`` times :func:`silent_reference_loss`, floored relative
+    to ``batch["mixture"]``. (The released code floors it relative to the sum of the references
+    *of the same prompt*, which is zero when that prompt has a single, silent reference; the
+    mixture is the floor the loss is meant to have.) Losses are averaged over channels, outputs
+    and examples.
+
+    Args:
+        snr_max: SNR cap in dB.
+        silent_weight: Weight of the silent-reference term (high values destabilise training).
+        assignment: ``prompt`` (needs ``batch["condition_ids"]``) or ``fixed``.
+    """
+    if assignment not in ("prompt", "fixed"):
+        raise ValueError(f"assignment must be 'prompt' or 'fixed', got {assignment!r}.")
+
+    def objective(outputs, batch):
+        estimates, targets = outputs["estimates"], batch["targets"]
+        groups = batch.get("condition_ids")
+        if assignment == "prompt" and groups is None:
+            raise ValueError("The tuss objective needs batch['condition_ids'] (the prompts).")
+        mixture_energy = batch["mixture"].square().sum(dim=-1)  # (batch, channels)
+
+        def pair_loss(estimate, target):
+            loss_shape = torch.broadcast_shapes(estimate.shape, target.shape)[:-1]
+            # (batch, 1, ..., channels) against the pair losses' (batch, ..., channels).
+            energy = mixture_energy.view(
+                mixture_energy.shape[0], *([1] * (len(loss_shape) - 2)), -1
+            )
+            active = neg_snr_capped(estimate, target, snr_max)
+            silent = silent_weight * silent_reference_loss(estimate, energy, snr_max)
+            is_silent = target.square().sum(dim=-1) == 0
+            return torch.where(is_silent, silent, active)
+
+        loss = assigned_loss(pair_loss, estimates, targets, assignment, groups).mean()
+        return {"loss": loss}
+
     return objective
 
 
@@ -415,3 +476,7 @@ def _masked_frame_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tenso
 
 register_objective("metatasnet", metatasnet_objective)
 __all__ += ["metatasnet_objective"]
+
+
+register_objective("tuss", tuss_objective)
+__all__ += ["silent_reference_loss", "tuss_objective"]

@@ -7,6 +7,7 @@ from .asteroid_blind import AsteroidSeparator
 from .base import EmbeddingSeparator, Separator
 from .metatasnet import MetaTasNet
 from .resunet import SIZE_PRESETS, LASSResUNet
+from .tuss import TUSS
 
 
 def register(model_class) -> None:
@@ -20,7 +21,7 @@ def register(model_class) -> None:
         register_model(model_class)
 
 
-for _model_class in (LASSResUNet, MetaTasNet, AsteroidSeparator):
+for _model_class in (LASSResUNet, MetaTasNet, TUSS, AsteroidSeparator):
     register(_model_class)
 
 
@@ -38,6 +39,7 @@ __all__ = [
     "MetaTasNet",
     "SIZE_PRESETS",
     "Separator",
+    "TUSS",
     "as_separator",
     "register",
 ]
