@@ -13,7 +13,7 @@ from .utils import atomic_write
 
 
 def as_float_samples(
-    wav: Union[torch.Tensor, np.ndarray, list], name: str = "audio"
+    wav: Union[torch.Tensor, np.ndarray, list], name: str = "audio", channels: bool = False
 ) -> Union[torch.Tensor, np.ndarray]:
     """Audio samples of any shape ``(..., time)`` as float32, integer PCM scaled as WAV does.
 
@@ -24,6 +24,7 @@ def as_float_samples(
     Args:
         wav: A tensor (kept on its device) or anything ``np.asarray`` takes.
         name: What to call the input in error messages.
+        channels: A 2-D input is (channels, time), for the messages.
 
     Returns:
         A float32 tensor for a tensor input, else a float32 array.
@@ -48,7 +49,7 @@ def as_float_samples(
         wav = wav.float()
         bad = ~torch.isfinite(wav)
         if bad.any():
-            raise_non_finite(bad.nonzero()[0].tolist(), name, LASSInputError)
+            raise_non_finite(bad.nonzero()[0].tolist(), name, LASSInputError, channels=channels)
         return wav
     try:
         array = np.asarray(wav)
@@ -66,7 +67,7 @@ def as_float_samples(
     array = np.asarray(array, dtype=np.float32)
     bad = ~np.isfinite(array)
     if bad.any():
-        raise_non_finite(np.argwhere(bad)[0].tolist(), name, LASSInputError)
+        raise_non_finite(np.argwhere(bad)[0].tolist(), name, LASSInputError, channels=channels)
     return array
 
 

@@ -345,7 +345,7 @@ def as_float_audio(wav, name: str = "audio") -> np.ndarray:
     """
     if isinstance(wav, torch.Tensor):
         wav = wav.detach().cpu()
-    wav = as_float_samples(wav, name)
+    wav = as_float_samples(wav, name, channels=True)
     if isinstance(wav, torch.Tensor):
         wav = wav.numpy()
     if wav.ndim == 1:

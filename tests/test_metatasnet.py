@@ -169,7 +169,7 @@ def _batch(n_samples=8000):
 def test_objective_runs_and_backpropagates(tiny):
     tiny.train()
     batch = _batch()
-    objective = build_objective({"name": "metatasnet"})
+    objective = build_objective({"objective": "metatasnet"})
     terms = objective(tiny.training_outputs(batch["mixture"], batch["condition_ids"]), batch)
     for name in ("loss", "sisnr", "reconstruction_sisnr", "similarity", "dissimilarity"):
         assert terms[name].ndim == 0 and torch.isfinite(terms[name]), name
@@ -197,7 +197,7 @@ def test_objective_ignores_silent_references(tiny):
         "targets": batch["targets"][:, keep],
         "condition_ids": batch["condition_ids"][:, keep],
     }
-    objective = build_objective({"name": "metatasnet"})
+    objective = build_objective({"objective": "metatasnet"})
     with torch.no_grad():
         full = objective(tiny.training_outputs(batch["mixture"], batch["condition_ids"]), batch)
         part = objective(
@@ -211,10 +211,10 @@ def test_objective_weights_are_factory_arguments(tiny):
     batch = _batch()
     with torch.no_grad():
         outputs = tiny.training_outputs(batch["mixture"], batch["condition_ids"])
-        base = build_objective({"name": "metatasnet"})(outputs, batch)
+        base = build_objective({"objective": "metatasnet"})(outputs, batch)
         only_sisnr = build_objective(
             {
-                "name": "metatasnet",
+                "objective": "metatasnet",
                 "reconstruction_weight": 0.0,
                 "similarity_weight": 0.0,
                 "dissimilarity_weight": 0.0,

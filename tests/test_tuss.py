@@ -203,7 +203,7 @@ def test_serialize_round_trip(tiny, tmp_path):
 def test_tiny_preset_trains_one_step():
     torch.manual_seed(1)
     model = TUSS("tiny").train()
-    objective = build_objective({"name": "tuss"})
+    objective = build_objective({"objective": "tuss"})
     targets = torch.randn(2, 3, 1, 2000)
     targets[1, 2] = 0  # a silent reference
     batch = {
@@ -226,7 +226,7 @@ def test_tiny_preset_trains_one_step():
 
 # ----------------------------------------------------------------------------- loss
 def test_loss_values_by_hand():
-    objective = build_objective({"name": "tuss"})
+    objective = build_objective({"objective": "tuss"})
     target = torch.zeros(1, 2, 1, 100)
     target[0, 0, 0, 0] = 2.0  # energy 4
     estimate = torch.zeros(1, 2, 1, 100)
@@ -252,12 +252,12 @@ def test_loss_permutes_only_within_a_prompt():
         "targets": targets,
         "condition_ids": torch.tensor([groups]),
     }
-    loss = build_objective({"name": "tuss"})({"estimates": estimates}, batch)["loss"].item()
+    loss = build_objective({"objective": "tuss"})({"estimates": estimates}, batch)["loss"].item()
     matrix = pairwise(neg_snr_capped, estimates, targets)[0]
     assert loss == pytest.approx(brute_force_min(matrix, groups), abs=1e-4)
     # The unrestricted optimum (swapping outputs 0 and 1 across prompts) is much lower.
     assert brute_force_min(matrix) < loss - 5
-    fixed = build_objective({"name": "tuss", "assignment": "fixed"})
+    fixed = build_objective({"objective": "tuss", "assignment": "fixed"})
     assert fixed({"estimates": estimates}, batch)["loss"].item() > loss + 1
 
 

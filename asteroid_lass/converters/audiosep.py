@@ -14,6 +14,7 @@ import torch
 
 from ..models import LASSResUNet
 from ..models.base import save_model_file
+from ..queries.clap import file_sha256
 
 SEPARATOR_PREFIX = "ss_model."
 
@@ -173,9 +174,11 @@ def convert_audiosep(
         hop_length=320,
         channels="base",
         condition_dim=512,
+        # The file name and hash, never this machine's path: the model file stays portable.
         query_encoder={
             "name": "clap",
-            "checkpoint": os.path.abspath(clap_checkpoint),
+            "checkpoint": os.path.basename(clap_checkpoint),
+            "sha256": file_sha256(clap_checkpoint),
             "amodel": "HTSAT-base",
         },
     )

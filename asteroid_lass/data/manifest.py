@@ -151,7 +151,7 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
         rate = getattr(row, "sample_rate", float("nan"))
         for column, value in (("duration", duration), ("sample_rate", rate)):
             if not _positive_or_missing(value):
-                problems.append(f"row {row_number}: {column} {value!r} is not a positive number")
+                problems.append(f"row {row_number}: {column} {value} is not a positive number")
         if raw_path and path in first_row:
             problems.append(
                 f"row {row_number}: {raw_path} is listed more than once (rows "

@@ -39,6 +39,8 @@ def _events(rng, n: int, sr: int, rate_hz: float, jitter: float) -> List[int]:
     while position < n:
         onsets.append(int(position))
         position += sr / rate_hz * rng.uniform(1 - jitter, 1 + jitter)
+    if not onsets:  # a slow event train can miss a short clip altogether: never a silent clip
+        onsets.append(int(rng.integers(0, max(n // 2, 1))))
     return onsets
 
 

@@ -164,6 +164,11 @@ class Separator(BaseModel):
             n_outputs: Number of outputs of a blind model.
         """
         if query is None:
+            if self.condition_kind != "none":
+                raise LASSInputError(
+                    f"No query given: {type(self).__name__} separates what it is asked for "
+                    f"(a {self.condition_kind} query)."
+                )
             if n_outputs is None:
                 raise ValueError("n_outputs is needed to name a blind model's outputs.")
             return [f"source{i + 1}" for i in range(n_outputs)]
@@ -455,7 +460,8 @@ def query_slug(query: str) -> str:
 
     Accents are dropped (``"Café"`` -> ``"cafe"``). When letters or digits cannot be spelled in
     ASCII (``"犬の鳴き声"``) or the text is cut to :data:`MAX_SLUG` characters, a short hash of
-    the full text is appended, so different queries keep different names.
+    the text (ignoring case and punctuation, as the readable part does) is appended, so
+    different queries keep different names.
     """
     text = unicodedata.normalize("NFKD", query)
     ascii_text = text.encode("ascii", "ignore").decode("ascii")
@@ -463,7 +469,8 @@ def query_slug(query: str) -> str:
     lost = any(ord(ch) > 127 and unicodedata.category(ch)[0] in "LNS" for ch in text) or not slug
     if not lost and len(slug) <= MAX_SLUG:
         return slug
-    digest = hashlib.sha1(query.encode("utf-8")).hexdigest()[:8]
+    words = "-".join(re.findall(r"[^\W_]+", text.casefold())) or query  # "!!!": the raw text
+    digest = hashlib.sha1(words.encode("utf-8")).hexdigest()[:8]
     slug = slug[: MAX_SLUG - len(digest) - 1].strip("-")
     return f"{slug}-{digest}" if slug else f"query-{digest}"
 
