@@ -85,7 +85,6 @@ def collect_inputs(inputs: List[str]) -> List[str]:
 
 def load_separator(model: str, clap_checkpoint: Optional[str], device: str):
     """Load any model file as a :class:`~asteroid_lass.models.base.Separator` on ``device``."""
-    import torch
     from asteroid.models import BaseModel
 
     from .models import as_separator

@@ -11,7 +11,6 @@ are matched to the previous window's over their overlap before they are blended.
 import contextlib
 import math
 import os
-import re
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Sequence
 

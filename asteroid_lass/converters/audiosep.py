@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..models import LASSResUNet
+from . import load_weights_only, raise_if_mismatched
 from ..models.base import save_model_file
 from ..queries.clap import file_sha256
 
@@ -105,17 +106,9 @@ def map_audiosep_state_dict(separator_state: Dict[str, torch.Tensor], model: LAS
         else:
             mapped[target] = tensor
     missing = [key for key in expected if key not in mapped]
-    problems = []
-    if unexpected:
-        problems.append("unexpected keys: " + ", ".join(sorted(unexpected)))
-    if missing:
-        problems.append("missing LASSResUNet tensors: " + ", ".join(sorted(missing)))
-    if misshapen:
-        problems.append("shape mismatches: " + "; ".join(misshapen))
-    if problems:
-        raise ValueError(
-            "The checkpoint is not an AudioSep ResUNet30 base: " + " | ".join(problems)
-        )
+    raise_if_mismatched(
+        "The checkpoint is not an AudioSep ResUNet30 base", unexpected, missing, misshapen
+    )
     return mapped
 
 
@@ -125,17 +118,8 @@ def load_lightning_state_dict(path: str) -> Dict[str, torch.Tensor]:
     Only tensors, containers and numpy scalars (which Lightning writes in callback states) may
     be unpickled.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"AudioSep checkpoint not found: {path}")
     safe = [np.core.multiarray.scalar, np.dtype, type(np.dtype(np.float64))]
-    try:
-        with torch.serialization.safe_globals(safe):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(
-            f"Could not read {path} as a checkpoint of tensors (weights_only loading refuses "
-            f"anything else): {err}"
-        ) from err
+    checkpoint = load_weights_only(path, "AudioSep checkpoint", safe)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds no state_dict.")

@@ -11,13 +11,13 @@ tensors and containers, so no pickled code runs.
 """
 
 import argparse
-import os
 import re
 from typing import Dict, Optional, Sequence
 
 import torch
 
 from ..models.base import save_model_file
+from . import load_weights_only, raise_if_mismatched
 from ..models.metatasnet import MUSDB_LABELS, MetaTasNet
 
 #: ``train.py`` arguments that shape the network, and their official defaults (used when an
@@ -114,18 +114,12 @@ def map_official_state_dict(state: Dict[str, torch.Tensor], model: MetaTasNet) -
         else:
             mapped[target] = tensor
     missing = [key for key in expected if key not in mapped]
-    problems = []
-    if unexpected:
-        problems.append("unexpected keys: " + ", ".join(sorted(unexpected)))
-    if missing:
-        problems.append("missing MetaTasNet tensors: " + ", ".join(sorted(missing)))
-    if misshapen:
-        problems.append("shape mismatches: " + "; ".join(misshapen))
-    if problems:
-        raise ValueError(
-            "The checkpoint does not match an official Meta-TasNet with its own args: "
-            + " | ".join(problems)
-        )
+    raise_if_mismatched(
+        "The checkpoint does not match an official Meta-TasNet with its own args",
+        unexpected,
+        missing,
+        misshapen,
+    )
     return mapped
 
 
@@ -135,16 +129,7 @@ def load_official_checkpoint(path: str) -> dict:
     Returns:
         The checkpoint dict, with ``state_dict`` and ``args`` (an ``argparse.Namespace``).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Meta-TasNet checkpoint not found: {path}")
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(
-            f"Could not read {path} as an official Meta-TasNet checkpoint (weights_only loading "
-            f"allows tensors, containers and argparse.Namespace only): {err}"
-        ) from err
+    checkpoint = load_weights_only(path, "Meta-TasNet checkpoint", [argparse.Namespace])
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise ValueError(
             f"{path} holds no state_dict: is it a checkpoint of the official train.py?"

@@ -23,12 +23,12 @@ Tensor layouts are the same on both sides: the encoder reads each band bin by bi
 and imaginary parts adjacent, the decoder writes every real part, then every imaginary part.
 """
 
-import os
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from ..models.base import save_model_file
+from . import load_weights_only, raise_if_mismatched
 from ..models.tuss import PRESETS, TUSS
 
 SEPARATOR_PREFIX = "model.separator."
@@ -143,17 +143,9 @@ def map_released_state_dict(
                 f"{SEPARATOR_PREFIX}{key}: rotary frequencies differ from TUSS's "
                 f"(base 10000 over {2 * shape[0]} features)"
             )
-    problems = []
-    if unexpected:
-        problems.append("unexpected keys: " + ", ".join(unexpected))
-    if missing:
-        problems.append("missing keys: " + ", ".join(missing))
-    if mismatched:
-        problems.append("mismatches: " + "; ".join(mismatched))
-    if problems:
-        raise ValueError(
-            "The checkpoint does not match the TUSS configuration: " + " | ".join(problems)
-        )
+    raise_if_mismatched(
+        "The checkpoint does not match the TUSS configuration", unexpected, missing, mismatched
+    )
     return mapped
 
 
@@ -161,15 +153,7 @@ def load_released_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """The separator tensors of a released ``model.pth`` (names without the prefix), read
     with ``weights_only=True``. A Lightning checkpoint (tensors under ``state_dict``) works too.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"TUSS checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(
-            f"Could not read {path} as a dict of tensors (weights_only loading refuses anything "
-            f"else): {err}"
-        ) from err
+    checkpoint = load_weights_only(path, "TUSS checkpoint")
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
         checkpoint = checkpoint["state_dict"]
     if not isinstance(checkpoint, dict):

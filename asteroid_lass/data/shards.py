@@ -12,7 +12,6 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile as sf
-import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .datasets import (

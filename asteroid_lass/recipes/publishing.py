@@ -61,7 +61,7 @@ def model_card(model_dict: dict, references: dict, conf: dict) -> str:
     lines = [
         f"# {model_dict['model_name']} trained with {settings['recipe']}",
         "",
-        f"Load with `asteroid.models.BaseModel.from_pretrained('model.pth')` after "
+        "Load with `asteroid.models.BaseModel.from_pretrained('model.pth')` after "
         "`import asteroid_lass`, or run `asteroid-lass separate --model model.pth ...`.",
         "",
         "## Data",
