@@ -3,6 +3,7 @@
 from asteroid.models import register_model
 from asteroid.models import get as _get_registered
 
+from .audioslots import AudioSlots
 from .base import EmbeddingSeparator, Separator
 from .resunet import SIZE_PRESETS, LASSResUNet
 
@@ -19,5 +20,13 @@ def register(model_class) -> None:
 
 
 register(LASSResUNet)
+register(AudioSlots)
 
-__all__ = ["Separator", "EmbeddingSeparator", "LASSResUNet", "SIZE_PRESETS", "register"]
+__all__ = [
+    "AudioSlots",
+    "Separator",
+    "EmbeddingSeparator",
+    "LASSResUNet",
+    "SIZE_PRESETS",
+    "register",
+]
