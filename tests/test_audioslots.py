@@ -63,9 +63,12 @@ def test_permuting_the_initial_slots_permutes_the_outputs(slot_update, slot_init
     # The slots must differ, or any permutation would trivially leave the outputs alone.
     assert (base[:, 0] - base[:, 1]).abs().max() > 1e-3 * base.abs().max()
     torch.testing.assert_close(permuted, base[:, perm], rtol=1e-4, atol=1e-6)
-    # Without slot_init the model uses its own initial slots: same result as passing them.
+    # Without slot_init the model uses its own initial slots: same result as passing them,
+    # whether given once for the batch or per mixture.
     with torch.no_grad():
         torch.testing.assert_close(model(mixture), base, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(model(mixture, slot_init=init[:1]), base, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(model(mixture, slot_init=init[0]), base, rtol=1e-5, atol=1e-7)
 
     if length <= model.chunk_samples:
         with torch.no_grad():
