@@ -267,6 +267,137 @@ def build_objective(conf: Dict[str, Any]) -> Objective:
     return _OBJECTIVES[name](**conf)
 
 
+# ----------------------------------------------------------------------------- set prediction
+SPEC_LOSSES = ("mse", "l1")
+
+
+def silence_padded_assignment(
+    pair_costs: torch.Tensor, silence_costs: torch.Tensor, silence_weight: float = 1.0
+):
+    """Match K estimates to N <= K references, the K - N spare estimates to silence.
+
+    Solved exactly as one square assignment: the N reference columns are completed with
+    K - N "silence" columns where estimate k costs ``silence_weight * silence_costs[k]``. So
+    which estimates are left over is chosen jointly with the matching (matching first and
+    silencing the remainder afterwards can cost more).
+
+    Args:
+        pair_costs: (batch, K, N) cost of estimate k answering reference n.
+        silence_costs: (batch, K) cost of estimate k being silent.
+        silence_weight: Weight of the spare estimates' silence costs.
+
+    Returns:
+        tuple: ``loss`` (batch,), the total cost divided by N; ``order`` (batch, K) long,
+        the estimate answering each reference in its first N entries, then the spare
+        estimates.
+    """
+    batch, n_est, n_ref = pair_costs.shape
+    if n_ref > n_est:
+        raise ValueError(
+            f"{n_ref} references but only {n_est} estimates: a set-prediction model needs at "
+            "least as many outputs (slots) as sources."
+        )
+    spare = (silence_weight * silence_costs)[:, :, None].expand(-1, -1, n_est - n_ref)
+    matrix = torch.cat((pair_costs, spare), dim=2)
+    order = hungarian_assignment(matrix)
+    loss = torch.gather(matrix, 1, order[:, None]).squeeze(1).sum(dim=-1) / n_ref
+    return loss, order
+
+
+def slots_objective(
+    spec_loss: str = "mse",
+    silence_weight: float = 1.0,
+    sisdr_weight: float = 0.0,
+    n_fft: Optional[int] = None,
+    hop_length: Optional[int] = None,
+) -> Objective:
+    """Set-prediction objective for blind models (AudioSlots' loss): magnitude-spectrogram
+    reconstruction after a Hungarian matching of outputs to references.
+
+    ``spec_loss="mse"`` by default. Early in training a decoder cannot yet place energy in
+    time and frequency; the squared error then pulls each output to the references' *mean*
+    magnitude, while the absolute error pulls it to their per-bin *median*, which is zero
+    for sparse spectrograms (tones, speech pauses): with ``l1`` a tiny AudioSlots trained on
+    tones silenced every slot, with ``mse`` it kept one and silenced the spare one. The
+    squared error also fits the paper's reported blurry high frequencies (regression to the
+    mean). ``l1`` remains available. Costs are divided by the mixture's mean squared
+    magnitude (``mse``) or mean magnitude (``l1``): the loss does not depend on the example's
+    level and an output equal to the mixture, or silent, costs about 1.
+    Spare outputs (more outputs than references) are matched to silence: their cost is the
+    same loss against a zero spectrogram, i.e. their magnitude's energy (``mse``) or L1 norm.
+
+    Works for any blind model. Magnitudes are taken from ``outputs["magnitudes"]`` (batch,
+    K, channels, freq, frames) when present, else computed from ``outputs["estimates"]``.
+    The STFT of the references is ``outputs["stft"]`` (an :class:`asteroid_lass.models.layers.
+    STFT`, which AudioSlots returns) or one built from ``n_fft`` and ``hop_length``.
+
+    Args:
+        spec_loss: ``mse`` or ``l1`` on magnitudes.
+        silence_weight: Weight of the spare outputs' silence cost.
+        sisdr_weight: If > 0, adds this times the negative SI-SDR of the waveforms of the
+            matched pairs (same matching as the spectrogram term, so both terms train the
+            same output towards the same reference).
+        n_fft: STFT size when the outputs do not carry their STFT.
+        hop_length: STFT hop when the outputs do not carry their STFT (default n_fft // 4).
+
+    Returns:
+        An objective giving ``loss``, ``spec_loss``, ``silence`` (mean silence cost of the
+        spare outputs, 0 without any) and, if used, ``neg_sisdr``.
+    """
+    if spec_loss not in SPEC_LOSSES:
+        raise ValueError(f"spec_loss must be one of {SPEC_LOSSES}, got {spec_loss!r}.")
+    power = 1 if spec_loss == "l1" else 2
+    own_stft = None
+    if n_fft is not None:
+        from .models.layers import STFT  # lazy: models import this module
+
+        own_stft = STFT(n_fft, hop_length if hop_length is not None else n_fft // 4)
+
+    def objective(outputs, batch):
+        estimates, targets, mixture = outputs["estimates"], batch["targets"], batch["mixture"]
+        stft = outputs.get("stft", own_stft)
+        if stft is None:
+            raise ValueError(
+                "slots objective: the outputs carry no 'stft'; build the objective with "
+                "n_fft=... (and hop_length=...) matching the model's STFT."
+            )
+        stft = stft.to(targets.device)
+        magnitudes = outputs.get("magnitudes")
+        if magnitudes is None:
+            magnitudes = stft.magnitude(estimates)
+        references = stft.magnitude(targets)
+        if magnitudes.shape[-2:] != references.shape[-2:]:
+            raise ValueError(
+                f"slots objective: predicted magnitudes have (freq, frames) "
+                f"{tuple(magnitudes.shape[-2:])} but the references' STFT gives "
+                f"{tuple(references.shape[-2:])}; use the model's STFT settings."
+            )
+        mixture_magnitude = outputs.get("mixture_magnitude")
+        if mixture_magnitude is None:
+            mixture_magnitude = stft.magnitude(mixture)
+        norm = mixture_magnitude.detach().pow(power).mean(dim=(1, 2, 3)).clamp_min(EPS)
+        error = (magnitudes[:, :, None] - references[:, None]).abs().pow(power)
+        pair_costs = error.mean(dim=(3, 4, 5)) / norm[:, None, None]
+        silence_costs = magnitudes.pow(power).mean(dim=(2, 3, 4)) / norm[:, None]
+        loss, order = silence_padded_assignment(pair_costs, silence_costs, silence_weight)
+        n_ref = targets.shape[1]
+        spare = torch.gather(silence_costs, 1, order[:, n_ref:])
+        terms = {
+            "spec_loss": loss.mean(),
+            "silence": spare.mean() if spare.numel() else loss.new_zeros(()),
+        }
+        terms["loss"] = terms["spec_loss"]
+        if sisdr_weight > 0:
+            matched = reorder(estimates, order[:, :n_ref])
+            terms["neg_sisdr"] = assigned_loss(neg_sisdr, matched, targets, "fixed").mean()
+            terms["loss"] = terms["loss"] + sisdr_weight * terms["neg_sisdr"]
+        return terms
+
+    return objective
+
+
+register_objective("slots", slots_objective)
+
 __all__: List[str] = [
     "PAIR_LOSSES",
     "assigned_loss",
@@ -281,6 +412,8 @@ __all__: List[str] = [
     "pairwise",
     "register_objective",
     "reorder",
+    "silence_padded_assignment",
+    "slots_objective",
     "waveform_objective",
 ]
 

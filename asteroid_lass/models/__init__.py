@@ -4,6 +4,7 @@ from asteroid.models import get as _get_registered
 from asteroid.models import register_model
 
 from .asteroid_blind import AsteroidSeparator
+from .audioslots import AudioSlots
 from .base import EmbeddingSeparator, Separator
 from .metatasnet import MetaTasNet
 from .resunet import SIZE_PRESETS, LASSResUNet
@@ -21,7 +22,7 @@ def register(model_class) -> None:
         register_model(model_class)
 
 
-for _model_class in (LASSResUNet, MetaTasNet, TUSS, AsteroidSeparator):
+for _model_class in (LASSResUNet, MetaTasNet, TUSS, AudioSlots, AsteroidSeparator):
     register(_model_class)
 
 
@@ -34,6 +35,7 @@ def as_separator(model) -> Separator:
 
 __all__ = [
     "AsteroidSeparator",
+    "AudioSlots",
     "EmbeddingSeparator",
     "LASSResUNet",
     "MetaTasNet",
