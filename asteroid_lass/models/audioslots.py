@@ -213,6 +213,7 @@ class AudioSlots(Separator):
                 f"consecutive chunks), got {chunk_overlap}."
             )
         self.n_slots = int(n_slots)
+        self.n_src = self.n_slots  # the contract: how many outputs a blind model writes
         self.n_fft, self.hop_length = int(n_fft), int(hop_length)
         self.chunk_seconds, self.chunk_overlap = float(chunk_seconds), float(chunk_overlap)
         self.chunk_samples = int(round(self.chunk_seconds * float(sample_rate)))
