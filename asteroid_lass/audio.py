@@ -7,6 +7,7 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional
+from torch import nn
 
 from .errors import LASSError, LASSInputError
 from .utils import atomic_write
@@ -155,3 +156,69 @@ def write_audio_atomic(path: str, wav: np.ndarray, sample_rate: int) -> None:
             format="WAV",
             subtype="FLOAT",
         )
+
+
+class STFT(nn.Module):
+    """A centred, Hann-windowed STFT on ``torch.stft`` and its inverse.
+
+    One object gives a model and its training objective the same transform, so predicted and
+    reference spectrograms line up frame for frame.
+
+    Args:
+        n_fft: FFT size (and window length).
+        hop_length: Hop between frames, at most ``n_fft``.
+
+    Shape:
+        - forward: (..., time) -> complex (..., n_fft // 2 + 1, time // hop_length + 1)
+        - inverse: complex (..., n_fft // 2 + 1, frames) -> (..., length)
+    """
+
+    def __init__(self, n_fft: int, hop_length: int):
+        super().__init__()
+        if int(n_fft) < 2:
+            raise ValueError(f"n_fft must be an int >= 2, got {n_fft}.")
+        if not 0 < int(hop_length) <= int(n_fft):
+            raise ValueError(f"hop_length must be in [1, n_fft={n_fft}], got {hop_length}.")
+        self.n_fft = int(n_fft)
+        self.hop_length = int(hop_length)
+        # Not persistent: the window follows from n_fft, so model files do not carry it.
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    @property
+    def n_freq(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def n_frames(self, length: int) -> int:
+        """Frames of a signal of ``length`` samples (centred frames)."""
+        return length // self.hop_length + 1
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        lead, length = wav.shape[:-1], wav.shape[-1]
+        spec = torch.stft(
+            wav.reshape(-1, length),
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            window=self.window.to(wav.dtype),
+            center=True,
+            # "reflect" needs length > n_fft // 2; constant padding takes any length.
+            pad_mode="constant",
+            return_complex=True,
+        )
+        return spec.reshape(*lead, *spec.shape[-2:])
+
+    def inverse(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        lead = spec.shape[:-2]
+        wav = torch.istft(
+            spec.reshape(-1, *spec.shape[-2:]),
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            window=self.window,
+            center=True,
+            length=length,
+        )
+        return wav.reshape(*lead, length)
+
+    def magnitude(self, wav: torch.Tensor, floor: float = 1e-12) -> torch.Tensor:
+        """``|STFT|`` with a floored square root, so its gradient stays finite at zero."""
+        spec = self(wav)
+        return (spec.real.square() + spec.imag.square()).clamp_min(floor).sqrt()

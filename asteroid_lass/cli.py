@@ -88,7 +88,8 @@ def load_separator(model: str, clap_checkpoint: Optional[str], device: str):
     from asteroid.models import BaseModel
 
     from .models import as_separator
-    from .models.base import load_model_file, one_line
+    from .errors import one_line
+    from .models.base import load_model_file
 
     torch_device = check_device(device)
     conf = load_model_file(model)
@@ -112,7 +113,7 @@ def check_device(device: str):
     """``device`` as a ``torch.device`` this machine has; else a one-line error naming it."""
     import torch
 
-    from .models.base import one_line
+    from .errors import one_line
 
     try:
         torch_device = torch.device(device)
@@ -275,7 +276,7 @@ def _frames(path: str) -> int:
     import soundfile as sf
 
     from .errors import AudioFileError
-    from .models.base import one_line
+    from .errors import one_line
 
     try:
         return sf.info(path).frames

@@ -31,3 +31,9 @@ class ManifestError(LASSError, ValueError):
 
 class SeparationError(LASSError, RuntimeError):
     """A separation that cannot give a usable result, e.g. a model producing NaN."""
+
+
+def one_line(err: BaseException) -> str:
+    """``Type: first line of the message``: library errors can span pages."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"

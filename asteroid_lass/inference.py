@@ -20,10 +20,9 @@ import torch
 
 from .audio import as_float_samples, raise_non_finite
 from .audio import resample as resample_wav
-from .errors import AudioFileError, LASSInputError, OutputExistsError, SeparationError
+from .errors import AudioFileError, LASSInputError, OutputExistsError, one_line, SeparationError
 from .losses import hungarian_assignment
-from .models.base import evaluation_mode, one_line
-from .utils import atomic_write
+from .utils import atomic_write, evaluation_mode
 
 # Samples of context (at the file's rate) read around each window when resampling, so that
 # the resampler's edge effects fall outside the part that is kept.

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from asteroid.losses import PITLossWrapper, singlesrc_neg_sisdr, singlesrc_neg_snr
 
+from .audio import STFT
+
 EPS = 1e-8
 PairLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Objective = Callable[[Dict[str, torch.Tensor], Dict[str, Any]], Dict[str, torch.Tensor]]
@@ -349,7 +351,6 @@ def slots_objective(
     power = 1 if spec_loss == "l1" else 2
     own_stft = None
     if n_fft is not None:
-        from .models.layers import STFT  # lazy: models import this module
 
         own_stft = STFT(n_fft, hop_length if hop_length is not None else n_fft // 4)
 

@@ -4,6 +4,8 @@ import contextlib
 import os
 from typing import Iterator
 
+import torch
+
 
 @contextlib.contextmanager
 def atomic_write(path: str) -> Iterator[str]:
@@ -22,3 +24,27 @@ def atomic_write(path: str) -> Iterator[str]:
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
+
+
+class evaluation_mode:
+    """Run a model in eval mode without gradients, then restore its training flags.
+
+    Every separation entry point uses it, so that a model loaded or trained by the caller is
+    left exactly as it was.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.modes = {module: module.training for module in self.model.modules()}
+        self.grad = torch.is_grad_enabled()
+        self.model.eval()
+        torch.set_grad_enabled(False)
+        return self.model
+
+    def __exit__(self, *exc):
+        torch.set_grad_enabled(self.grad)
+        for module, training in self.modes.items():
+            module.training = training
+        return False

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Separator
-from .layers import STFT, FourierFeatures, SlotAttention
+from ..audio import STFT
+from .layers import FourierFeatures, SlotAttention
 
 SLOT_UPDATES = ("transformer", "slot_attention")
 SLOT_INITS = ("queries", "gaussian")

@@ -37,9 +37,9 @@ import torch
 from asteroid.models.base_models import BaseModel
 
 from ..audio import as_float_samples
-from ..errors import LASSInputError, ModelFileError, SeparationError
+from ..errors import LASSInputError, ModelFileError, one_line, SeparationError
 from ..queries import AudioQuery, QueryEncoder, build_query_encoder
-from ..utils import atomic_write
+from ..utils import atomic_write, evaluation_mode
 
 CONDITION_KINDS = ("embedding", "label", "prompt", "none")
 
@@ -484,30 +484,6 @@ def check_finite_output(estimates: torch.Tensor, what: str) -> None:
         )
 
 
-class evaluation_mode:
-    """Run a model in eval mode without gradients, then restore its training flags.
-
-    Every separation entry point uses it, so that a model loaded or trained by the caller is
-    left exactly as it was.
-    """
-
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
-
-    def __enter__(self):
-        self.modes = {module: module.training for module in self.model.modules()}
-        self.grad = torch.is_grad_enabled()
-        self.model.eval()
-        torch.set_grad_enabled(False)
-        return self.model
-
-    def __exit__(self, *exc):
-        torch.set_grad_enabled(self.grad)
-        for module, training in self.modes.items():
-            module.training = training
-        return False
-
-
 MODEL_FILE_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin")
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+(@[\w./-]+)?")
 
@@ -577,12 +553,6 @@ def _hub_reason(err: BaseException) -> str:
         "GatedRepoError": "the repository needs authentication",
     }
     return reasons.get(type(err).__name__, one_line(err))
-
-
-def one_line(err: BaseException) -> str:
-    """``Type: first line of the message``: library errors can span pages."""
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0] if lines else ''}"
 
 
 def save_model_file(model: BaseModel, out_path: str) -> None:

@@ -25,7 +25,8 @@ from ..metrics import (
     mixture_reference,
     score,
 )
-from ..models.base import Separator, evaluation_mode, query_slug
+from ..models.base import Separator, query_slug
+from ..utils import evaluation_mode
 
 SUMMARY_COLUMNS = ["si_sdr", "si_sdr_imp", "sdr", "sdr_imp", "energy_sdr", "energy_sdr_imp"]
 #: Conditions whose SI-SDRi is below this share of the oracle's are flagged in the report.
