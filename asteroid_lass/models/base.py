@@ -421,8 +421,12 @@ class EmbeddingSeparator(Separator):
 
     def conditions_from_batch(self, conditions: Sequence[Sequence[str]]) -> torch.Tensor:
         """Training conditions: one list of texts per mixture -> (batch, n, condition_dim)."""
-        rows = [self.query_encoder.embed_text(list(item)) for item in conditions]
-        return torch.stack(rows).to(self._device)
+        counts = {len(item) for item in conditions}
+        if len(counts) != 1:
+            raise LASSInputError(f"every mixture of a batch needs as many queries, got {counts}.")
+        # One call for the whole batch: new texts are encoded together, not one by one.
+        flat = self.query_encoder.embed_text([text for item in conditions for text in item])
+        return flat.reshape(len(conditions), counts.pop(), -1).to(self._device)
 
 
 def _as_name_list(names: Union[str, Sequence[str]], argument: str) -> List[str]:
