@@ -12,6 +12,7 @@ import pandas as pd
 
 from asteroid_lass.data import QueryMixtureDataset, load_manifest, write_fixed_mixtures
 from asteroid_lass.data import write_manifest
+from asteroid_lass.data.manifest import check_split_leakage
 from asteroid_lass.data.audioset import prepare_audioset
 from asteroid_lass.data.synth import make_corpus
 from asteroid_lass.errors import LASSInputError
@@ -34,6 +35,9 @@ def make_manifests(conf: dict, args) -> None:
         for split, source in (("train", args.train_manifest), ("test", args.test_manifest)):
             if not source:
                 raise LASSInputError(f"--dataset manifest needs --{split}_manifest CSV.")
+        # A clip in both splits would make the test figures meaningless.
+        check_split_leakage(args.train_manifest, args.test_manifest)
+        for split, source in (("train", args.train_manifest), ("test", args.test_manifest)):
             # Paths in a manifest are relative to its own folder: validated and written with
             # absolute paths, the copy in data_dir still points at the user's files.
             table = load_manifest(source)
@@ -96,4 +100,4 @@ if __name__ == "__main__":
     try:
         main()
     except (LASSInputError, FileNotFoundError, ValueError) as err:
-        sys.exit(f"error: {err}")
+        sys.exit(f"error: {' '.join(str(err).split())}")
