@@ -22,7 +22,7 @@ from .datasets import (
     draw_query,
     random_offset,
 )
-from .manifest import load_manifest
+from .manifest import label_key, load_manifest
 from .batch import separation_item
 from .mixing import mix
 
@@ -172,9 +172,12 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
     def _draw(self, rng, pool) -> Optional[tuple]:
         target_index = int(rng.integers(len(pool)))
         target_wav, target_meta = pool[target_index]
-        target_labels = set(target_meta["labels"])
+        # Compared as the manifest compares them: trimmed, case-folded.
+        target_labels = {label_key(label) for label in target_meta["labels"]}
         candidates = [
-            i for i, (_, meta) in enumerate(pool) if not target_labels & set(meta["labels"])
+            i
+            for i, (_, meta) in enumerate(pool)
+            if not target_labels & {label_key(label) for label in meta["labels"]}
         ]
         if not candidates:
             return None
