@@ -147,7 +147,7 @@ def test_slots_objective_is_the_minimum_over_slot_orders(spec_loss, power, n_est
     estimates = torch.randn(batch, n_est, 1, 400, generator=generator)
     estimates[:, -1] *= 0.1  # a quieter slot, so the best matching is not arbitrary
     objective = losses.build_objective(
-        {"name": "slots", "spec_loss": spec_loss, "n_fft": n_fft, "hop_length": hop}
+        {"objective": "slots", "spec_loss": spec_loss, "n_fft": n_fft, "hop_length": hop}
     )
     terms = objective({"estimates": estimates}, {"mixture": mixture, "targets": targets})
 
@@ -173,8 +173,8 @@ def test_slots_objective_sisdr_term_and_model_outputs():
     batch = {"mixture": targets.sum(1), "targets": targets}
     outputs = model.training_outputs(batch["mixture"])
     assert outputs["magnitudes"].shape == (2, 3, 1, 33, 32)
-    plain = losses.build_objective({"name": "slots"})(outputs, batch)
-    with_sisdr = losses.build_objective({"name": "slots", "sisdr_weight": 0.5})(outputs, batch)
+    plain = losses.build_objective({"objective": "slots"})(outputs, batch)
+    with_sisdr = losses.build_objective({"objective": "slots", "sisdr_weight": 0.5})(outputs, batch)
     assert with_sisdr["spec_loss"].item() == pytest.approx(plain["spec_loss"].item())
     assert with_sisdr["loss"].item() == pytest.approx(
         plain["loss"].item() + 0.5 * with_sisdr["neg_sisdr"].item(), rel=1e-5
@@ -182,7 +182,7 @@ def test_slots_objective_sisdr_term_and_model_outputs():
     with_sisdr["loss"].backward()
     assert all(p.grad is not None for p in model.decoder.parameters())
     with pytest.raises(ValueError, match="no 'stft'"):
-        losses.build_objective({"name": "slots"})({"estimates": outputs["estimates"]}, batch)
+        losses.build_objective({"objective": "slots"})({"estimates": outputs["estimates"]}, batch)
 
 
 # ----------------------------------------------------------------------------- training
@@ -194,7 +194,7 @@ def test_an_empty_slot_learns_silence():
     """
     torch.set_num_threads(2)
     model = tiny(n_slots=2)
-    objective = losses.build_objective({"name": "slots"})
+    objective = losses.build_objective({"objective": "slots"})
     generator = torch.Generator().manual_seed(1)
     validation = tones(16, 500, generator)
 
