@@ -536,6 +536,8 @@ def metatasnet_objective(
         terms.update({k: torch.as_tensor(v, device=targets.device) for k, v in logs.items()})
         return terms
 
+    return objective
+
 
 # ----------------------------------------------------------------------------- TUSS
 def silent_reference_loss(
