@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--clap-checkpoint", required=True, help="The CLAP .pt AudioSep used.")
     conv.add_argument("--out", required=True, help="Model file to write (.pth).")
     conv.add_argument("--force", action="store_true", help="Overwrite an existing --out.")
+
+    mtn = commands.add_parser(
+        "convert-metatasnet",
+        help="Convert a checkpoint of the official Meta-TasNet train.py to a model file.",
+    )
+    mtn.add_argument("checkpoint", help="Official checkpoint (best_checkpoint, last_checkpoint).")
+    mtn.add_argument("--out", required=True, help="Model file to write (.pth).")
+    mtn.add_argument("--force", action="store_true", help="Overwrite an existing --out.")
     return parser
 
 
@@ -297,7 +305,24 @@ def _convert_audiosep(args) -> int:
     return 0
 
 
-COMMANDS: Dict[str, Callable] = {"separate": _separate, "convert-audiosep": _convert_audiosep}
+def _convert_metatasnet(args) -> int:
+    from .converters.metatasnet import convert_metatasnet
+
+    if os.path.exists(args.out) and not args.force:
+        raise OutputExistsError(f"output exists: {args.out} (use --force to overwrite)")
+    try:
+        convert_metatasnet(args.checkpoint, out_path=args.out)
+    except (ValueError, FileNotFoundError) as err:
+        raise LASSInputError(str(err)) from err
+    print(args.out)
+    return 0
+
+
+COMMANDS: Dict[str, Callable] = {
+    "separate": _separate,
+    "convert-audiosep": _convert_audiosep,
+    "convert-metatasnet": _convert_metatasnet,
+}
 
 
 def _print_error(args, err: BaseException, unexpected: bool = False) -> None:

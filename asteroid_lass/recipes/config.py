@@ -63,6 +63,7 @@ def parse_recipe_args(
         parser.add_argument(flag, **kwargs)
     conf, args = parse_args_as_dict(parser, return_plain_args=True, args=argv)
     conf.pop("main_args", None)
+    conf.pop("positional arguments", None)  # argparse's own group, not a settings group
     return conf, args
 
 

@@ -4,11 +4,15 @@ Writes into ``out_dir``: ``all_metrics.csv`` (one row per mixture, output and sy
 ``final_metrics.json`` (the model's means), ``references.json`` (means of every system:
 model, mixture, oracle ideal ratio mask, baselines), ``per_condition.csv`` (mean and median
 SI-SDRi per query, label or prompt, with the share of the oracle's) and ``examples/``.
+
+Recipes add metrics of their own with ``extra_scores`` (e.g. the SiSEC SDR of
+:func:`sisec_sdr`), and run long test items (whole songs) through windowed inference with
+``window``.
 """
 
 import json
 import os
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,21 +36,66 @@ SUMMARY_COLUMNS = ["si_sdr", "si_sdr_imp", "sdr", "sdr_imp", "energy_sdr", "ener
 #: Conditions whose SI-SDRi is below this share of the oracle's are flagged in the report.
 WEAK_SHARE = 0.5
 
+#: ``extra_scores(mixture, target, estimate, sample_rate) -> {name: dB}`` on (channels, time)
+#: arrays of one output: metrics that :func:`~asteroid_lass.metrics.score` does not compute.
+ExtraScores = Callable[[np.ndarray, np.ndarray, np.ndarray, int], Dict[str, float]]
 
-def separate_item(model: Separator, item: dict) -> torch.Tensor:
+
+def separate_item(
+    model: Separator, item: dict, window: Optional[float] = None, match: bool = True
+) -> torch.Tensor:
     """The model's estimates for one dataset item, in the targets' order: (n, channels, time).
 
-    A blind model's outputs are matched to the references (Hungarian on SI-SDR).
+    Args:
+        model: The separator.
+        item: A dataset item (mixture, targets, conditions).
+        window: Separate in windows of this many seconds (see
+            :func:`asteroid_lass.inference.separate_waveform`) rather than in one pass: for
+            whole songs, whose single pass would not fit in memory.
+        match: Match a blind model's outputs to the references (Hungarian on SI-SDR). False
+            for a blind model trained with ``assignment: fixed``, whose outputs already have
+            the references' order.
     """
-    mixture = item["mixture"][None].to(model._device)
-    with evaluation_mode(model):
-        conditions = model.conditions_from_batch(
-            None if item.get("conditions") is None else [item["conditions"]]
+    if window is not None:
+        from ..inference import separate_waveform  # inference imports the models
+
+        query = None if model.condition_kind == "none" else list(item["conditions"])
+        estimates = separate_waveform(
+            model, item["mixture"], int(model.sample_rate), query, window=window
         )
-        estimates = model(mixture, conditions).float().cpu()
-    if model.condition_kind == "none":
+        estimates = torch.from_numpy(estimates)[None]
+    else:
+        mixture = item["mixture"][None].to(model._device)
+        with evaluation_mode(model):
+            conditions = model.conditions_from_batch(
+                None if item.get("conditions") is None else [item["conditions"]]
+            )
+            estimates = model(mixture, conditions).float().cpu()
+    if model.condition_kind == "none" and match:
         estimates = match_to_references(estimates, item["targets"][None])
     return estimates[0]
+
+
+def sisec_sdr(
+    mixture: np.ndarray, target: np.ndarray, estimate: np.ndarray, sample_rate: int
+) -> Dict[str, float]:
+    """SiSEC 2018's SDR (``museval``, BSS-eval v4): the median over 1 s frames of a track,
+    skipping frames where the reference is silent. An :data:`ExtraScores` function.
+
+    v4 projects an estimate on its own reference only, so one stem's SDR does not depend on
+    the other stems: scoring the stems one at a time gives SiSEC's per-stem values.
+
+    Returns:
+        dict: ``{"sisec_sdr": dB}`` (NaN when every frame is silent).
+    """
+    import museval
+
+    del mixture  # the SDR needs only the reference
+    reference = np.atleast_2d(target).T[None].astype(np.float64)
+    estimated = np.atleast_2d(estimate).T[None].astype(np.float64)
+    sdr, _, _, _ = museval.evaluate(reference, estimated, win=sample_rate, hop=sample_rate)
+    frames = sdr[0][np.isfinite(sdr[0])]
+    return {"sisec_sdr": float(np.median(frames)) if frames.size else float("nan")}
 
 
 def evaluate(
@@ -57,6 +106,9 @@ def evaluate(
     describe: Optional[Callable[[int], dict]] = None,
     n_examples: int = 3,
     metrics=DEFAULT_METRICS,
+    extra_scores: Optional[ExtraScores] = None,
+    ordered: Sequence[str] = (),
+    window: Optional[float] = None,
 ) -> pd.DataFrame:
     """Score every system, the mixture and (optionally) the oracle IRM on every test item.
 
@@ -69,6 +121,12 @@ def evaluate(
         describe: Extra columns for item ``index`` (ids, labels, SNR).
         n_examples: Items whose audio is saved under ``examples/``.
         metrics: Asteroid metric names.
+        extra_scores: More metrics per output (see :data:`ExtraScores`), computed for every
+            system and for the mixture; each also gets ``<name>_imp``, the gain over the
+            mixture.
+        ordered: Blind systems whose outputs are in the references' order (trained with a
+            fixed assignment): scored as they come, not matched to the references.
+        window: Separate in windows of this many seconds (see :func:`separate_item`).
 
     Returns:
         pd.DataFrame: All rows (also written to ``all_metrics.csv``).
@@ -76,10 +134,14 @@ def evaluate(
     os.makedirs(out_dir, exist_ok=True)
     sample_rate = int(next(iter(systems.values())).sample_rate)
     rows: List[dict] = []
+    extra_names: Dict[str, None] = {}  # ordered set of the extra_scores names
     for index in tqdm(range(len(dataset)), desc="evaluating", disable=None):
         item = dataset[index]
         mixture, targets = item["mixture"], item["targets"]
-        outputs = {name: separate_item(model, item) for name, model in systems.items()}
+        outputs = {
+            name: separate_item(model, item, window=window, match=name not in ordered)
+            for name, model in systems.items()
+        }
         if oracle_stft is not None:
             outputs["oracle_irm"] = ideal_ratio_mask(mixture, targets, *oracle_stft)
         names = item.get("conditions") or [f"source{k + 1}" for k in range(len(targets))]
@@ -89,10 +151,23 @@ def evaluate(
             if not keep[k]:
                 continue  # a silent reference has no dB score
             row = None
+            unprocessed = {}
+            if extra_scores is not None:
+                unprocessed = extra_scores(
+                    mixture.numpy(), targets[k].numpy(), mixture.numpy(), sample_rate
+                )
             for system, estimates in outputs.items():
                 row = score(
                     mixture.numpy(), targets[k].numpy(), estimates[k].numpy(), sample_rate, metrics
                 )
+                if extra_scores is not None:
+                    extra = extra_scores(
+                        mixture.numpy(), targets[k].numpy(), estimates[k].numpy(), sample_rate
+                    )
+                    for name, value in extra.items():
+                        extra_names.setdefault(name, None)
+                        row[name], row[f"input_{name}"] = value, unprocessed[name]
+                        row[f"{name}_imp"] = value - unprocessed[name]
                 rows.append(
                     dict(row, system=system, item=index, output=k, condition=names[k], **about)
                 )
@@ -111,13 +186,16 @@ def evaluate(
                 os.path.join(out_dir, "examples", f"ex_{index}"), item, outputs, names, sample_rate
             )
     table = pd.DataFrame(rows)
-    _write_summaries(table, next(iter(systems)), out_dir)
+    extra_columns = [name for base in extra_names for name in (base, f"{base}_imp")]
+    _write_summaries(table, next(iter(systems)), out_dir, extra_columns)
     return table
 
 
-def _write_summaries(table: pd.DataFrame, model_name: str, out_dir: str) -> None:
+def _write_summaries(
+    table: pd.DataFrame, model_name: str, out_dir: str, extra_columns: Sequence[str] = ()
+) -> None:
     table.to_csv(os.path.join(out_dir, "all_metrics.csv"), index=False)
-    columns = [c for c in SUMMARY_COLUMNS if c in table.columns]
+    columns = [c for c in SUMMARY_COLUMNS if c in table.columns] + list(extra_columns)
     means = table.groupby("system")[columns].mean()
     final = {k: float(v) for k, v in means.loc[model_name].items()}
     final["n_outputs_scored"] = int((table.system == model_name).sum())
@@ -145,9 +223,22 @@ def per_condition(table: pd.DataFrame) -> pd.DataFrame:
     return stats.round(3).set_index(["condition", "system"])
 
 
-def markdown_table(references: Dict[str, Dict[str, float]], columns=SUMMARY_COLUMNS) -> str:
-    """A markdown table of mean metrics per system (dB)."""
-    header = "| system | " + " | ".join(columns) + " |"
+def markdown_table(
+    references: Dict[str, Dict[str, float]],
+    columns: Optional[Sequence[str]] = None,
+    first_column: str = "system",
+) -> str:
+    """A markdown table of mean metrics per system (dB).
+
+    Args:
+        references: Row name (a system) -> metric -> value.
+        columns: Metrics to show (default: those every row has, in the first row's order).
+        first_column: Header of the row names.
+    """
+    if columns is None:
+        first = next(iter(references.values()), {})
+        columns = [c for c in first if all(c in values for values in references.values())]
+    header = f"| {first_column} | " + " | ".join(columns) + " |"
     lines = [header, "|" + "---|" * (len(columns) + 1)]
     for system, values in references.items():
         lines.append(f"| {system} | " + " | ".join(f"{values[c]:.2f}" for c in columns) + " |")
