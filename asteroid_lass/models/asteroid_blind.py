@@ -53,11 +53,13 @@ class AsteroidSeparator(Separator):
         return wrapper
 
     def forward(self, mixture: torch.Tensor, conditions: None = None) -> torch.Tensor:
-        """(batch, 1, time) -> (batch, n_src, 1, time) at the input's length."""
-        estimates = self.model(mixture[:, 0])
-        length = mixture.shape[-1]
+        """(batch, channels, time) -> (batch, n_src, channels, time) at the input's length."""
+        batch, n_chan, length = mixture.shape
+        # Asteroid's models are mono: channels go through as batch items.
+        estimates = self.model(mixture.reshape(batch * n_chan, length))
         estimates = torch.nn.functional.pad(estimates, (0, max(length - estimates.shape[-1], 0)))
-        return estimates[..., :length].unsqueeze(2)
+        estimates = estimates[..., :length].reshape(batch, n_chan, -1, length)
+        return estimates.transpose(1, 2)
 
     def get_model_args(self) -> dict:
         """Arguments to rebuild the wrapper (plain Python values only)."""
