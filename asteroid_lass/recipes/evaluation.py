@@ -22,6 +22,7 @@ from ..metrics import (
     audible,
     ideal_ratio_mask,
     match_to_references,
+    match_within_prompts,
     mixture_reference,
     score,
 )
@@ -35,7 +36,8 @@ WEAK_SHARE = 0.5
 def separate_item(model: Separator, item: dict) -> torch.Tensor:
     """The model's estimates for one dataset item, in the targets' order: (n, channels, time).
 
-    A blind model's outputs are matched to the references (Hungarian on SI-SDR).
+    A blind model's outputs are matched to the references (Hungarian on SI-SDR); a prompt
+    model's outputs only among those of the same prompt (e.g. two ``speech`` outputs).
     """
     mixture = item["mixture"][None].to(model._device)
     with evaluation_mode(model):
@@ -45,6 +47,8 @@ def separate_item(model: Separator, item: dict) -> torch.Tensor:
         estimates = model(mixture, conditions).float().cpu()
     if model.condition_kind == "none":
         estimates = match_to_references(estimates, item["targets"][None])
+    elif model.condition_kind == "prompt":
+        estimates = match_within_prompts(estimates, item["targets"][None], conditions.cpu())
     return estimates[0]
 
 
@@ -110,11 +114,13 @@ def evaluate(
                 os.path.join(out_dir, "examples", f"ex_{index}"), item, outputs, names, sample_rate
             )
     table = pd.DataFrame(rows)
-    _write_summaries(table, next(iter(systems)), out_dir)
+    write_summaries(table, next(iter(systems)), out_dir)
     return table
 
 
-def _write_summaries(table: pd.DataFrame, model_name: str, out_dir: str) -> None:
+def write_summaries(table: pd.DataFrame, model_name: str, out_dir: str) -> None:
+    """Write ``all_metrics.csv``, ``final_metrics.json`` (``model_name``'s means),
+    ``references.json`` (every system's means) and ``per_condition.csv`` from score rows."""
     table.to_csv(os.path.join(out_dir, "all_metrics.csv"), index=False)
     columns = [c for c in SUMMARY_COLUMNS if c in table.columns]
     means = table.groupby("system")[columns].mean()
@@ -145,7 +151,8 @@ def per_condition(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown_table(references: Dict[str, Dict[str, float]], columns=SUMMARY_COLUMNS) -> str:
-    """A markdown table of mean metrics per system (dB)."""
+    """A markdown table of mean metrics per system (dB), with the ``columns`` every system has."""
+    columns = [c for c in columns if all(c in values for values in references.values())]
     header = "| system | " + " | ".join(columns) + " |"
     lines = [header, "|" + "---|" * (len(columns) + 1)]
     for system, values in references.items():
