@@ -79,7 +79,13 @@ class EpochTagged(Dataset):
 
 class _EpochTaggedSampler(Sampler):
     """Yields ``(epoch, index)`` (or lists of them, for a batch sampler) from ``sampler``, with
-    the epoch the dataset had when iteration started."""
+    the epoch the dataset had when iteration started.
+
+    It has no length on purpose: a batch sampler's count may change from epoch to epoch (e.g.
+    incomplete batches dropped per source count), and Lightning, given a length, validates
+    after that many batches (measured once), which a shorter epoch never reaches. Without a
+    length it validates at every epoch's real end.
+    """
 
     def __init__(self, sampler, dataset: EpochTagged):
         self.sampler = sampler
@@ -92,9 +98,6 @@ class _EpochTaggedSampler(Sampler):
                 yield [(epoch, int(index)) for index in element]
             else:
                 yield (epoch, int(element))
-
-    def __len__(self) -> int:
-        return len(self.sampler)
 
 
 class GroupBatchSampler(Sampler):
@@ -207,7 +210,8 @@ def train(
         train_set, valid_set: Datasets of separation items (see
             :mod:`asteroid_lass.data.batch`).
         exp_dir: The experiment folder.
-        max_steps: Stop after this many optimiser steps (tests, budget-matched baselines).
+        max_steps: Stop after this many optimiser steps (tests, budget-matched baselines),
+            validating (and checkpointing) at that step even in the middle of an epoch.
         train_batch_sampler, valid_batch_sampler, collate_fn: See :func:`make_loaders`.
 
     Returns:
@@ -243,6 +247,8 @@ def train(
         checkpoint_dir, monitor=monitor, mode="min", save_top_k=3, save_last=True
     )
     callbacks = [checkpoint, EpochLine()]
+    if max_steps is not None:
+        callbacks.append(_StopAfterSteps(max_steps))
     if training.get("early_stop"):
         patience = int(training.get("early_stop_patience", 10))
         callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=patience))
@@ -252,7 +258,6 @@ def train(
     with _quiet_lightning_info():
         trainer = pl.Trainer(
             max_epochs=training["epochs"],
-            max_steps=-1 if max_steps is None else max_steps,
             callbacks=callbacks,
             default_root_dir=exp_dir,
             accelerator="auto",
@@ -289,6 +294,19 @@ def train(
     model_path = os.path.join(exp_dir, "best_model.pth")
     save_model_file(system.model.cpu(), model_path)
     return model_path
+
+
+class _StopAfterSteps(pl.Callback):
+    """Stop after ``steps`` optimiser steps. Unlike ``Trainer(max_steps=...)``, which ends a
+    run mid-epoch without validating, a stop requested here is validated first, so the last
+    steps count for the best checkpoint."""
+
+    def __init__(self, steps: int):
+        self.steps = int(steps)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.steps:
+            trainer.should_stop = True
 
 
 class _quiet_lightning_info:
