@@ -68,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     mtn.add_argument("checkpoint", help="Official checkpoint (best_checkpoint, last_checkpoint).")
     mtn.add_argument("--out", required=True, help="Model file to write (.pth).")
     mtn.add_argument("--force", action="store_true", help="Overwrite an existing --out.")
+    tuss = commands.add_parser(
+        "convert-tuss", help="Convert a released TUSS model.pth (state dict) to a model file."
+    )
+    tuss.add_argument("state_dict", help="The released model.pth (a flat state dict).")
+    tuss.add_argument("--out", required=True, help="Model file to write (.pth).")
+    tuss.add_argument(
+        "--hparams", help="The hparams.yaml beside it (default: the medium configuration)."
+    )
+    tuss.add_argument("--force", action="store_true", help="Overwrite an existing --out.")
     return parser
 
 
@@ -318,10 +327,27 @@ def _convert_metatasnet(args) -> int:
     return 0
 
 
+def _convert_tuss(args) -> int:
+    from .converters.tuss import convert_tuss
+
+    if os.path.exists(args.out) and not args.force:
+        raise OutputExistsError(f"output exists: {args.out} (use --force to overwrite)")
+    for option, path in (("STATE_DICT", args.state_dict), ("--hparams", args.hparams)):
+        if path is not None and not os.path.isfile(path):
+            raise LASSInputError(f"{option}: file not found: {path}")
+    try:
+        convert_tuss(args.state_dict, out_path=args.out, hparams_yaml=args.hparams)
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        raise LASSInputError(str(err)) from err
+    print(args.out)
+    return 0
+
+
 COMMANDS: Dict[str, Callable] = {
     "separate": _separate,
     "convert-audiosep": _convert_audiosep,
     "convert-metatasnet": _convert_metatasnet,
+    "convert-tuss": _convert_tuss,
 }
 
 

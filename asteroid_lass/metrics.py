@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from asteroid.metrics import get_metrics
 
-from .losses import hungarian_assignment, neg_sisdr, pairwise, reorder
+from .losses import grouped_assignment, hungarian_assignment, neg_sisdr, pairwise, reorder
 
 #: Asteroid metric names computed by :func:`score` (plus ``energy_sdr``).
 DEFAULT_METRICS = ("si_sdr", "sdr")
@@ -157,3 +157,22 @@ def ideal_ratio_mask(
     masked = (masks * spec[None]).reshape(-1, *spec.shape[1:])
     wav = torch.istft(masked, n_fft, hop_length, window=window.double(), center=True, length=length)
     return wav.reshape(targets.shape).to(mixture.dtype)
+
+
+def match_within_prompts(
+    estimates: torch.Tensor, targets: torch.Tensor, prompts: torch.Tensor
+) -> torch.Tensor:
+    """A prompt model's outputs, reordered only among outputs that share a prompt.
+
+    Two ``speech`` prompts ask for two talkers in no particular order; outputs of different
+    prompts keep their places. Matching is by SI-SDR (Hungarian within each prompt).
+
+    Args:
+        estimates, targets: (batch, n, channels, time)
+        prompts: (batch, n) prompt indices (or any group ids).
+
+    Returns:
+        torch.Tensor: (batch, n, channels, time), the matched estimates.
+    """
+    order = grouped_assignment(pairwise(neg_sisdr, estimates, targets), prompts)
+    return reorder(estimates, order)

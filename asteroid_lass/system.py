@@ -16,7 +16,7 @@ import torch
 from asteroid.engine.system import System
 
 from .losses import Objective
-from .metrics import audible, match_to_references, si_sdr_improvement
+from .metrics import audible, match_to_references, match_within_prompts, si_sdr_improvement
 from .queries import QueryEncoder
 
 
@@ -126,6 +126,8 @@ class SeparationSystem(System):
         estimates, targets = outputs["estimates"], batch["targets"]
         if self.model.condition_kind == "none":
             estimates = match_to_references(estimates, targets)
+        elif self.model.condition_kind == "prompt":  # outputs of one prompt are unordered
+            estimates = match_within_prompts(estimates, targets, batch["condition_ids"])
         improvement = si_sdr_improvement(batch["mixture"], estimates, targets)
         mask = audible(targets, batch["mixture"])
         if mask.any():

@@ -62,9 +62,17 @@ def parse_recipe_args(
     for flag, kwargs in extra:
         parser.add_argument(flag, **kwargs)
     conf, args = parse_args_as_dict(parser, return_plain_args=True, args=argv)
-    conf.pop("main_args", None)
-    conf.pop("positional arguments", None)  # argparse's own group, not a settings group
+    # Only the file's groups: argparse's own ("main_args", "positional arguments") are not
+    # settings.
+    conf = {group: values for group, values in conf.items() if group in defaults}
     return conf, args
+
+
+def name_list(value) -> List[str]:
+    """A list-of-names setting, written ``a,b,c`` (one leaf that ``--key a,b`` can override,
+    and that Asteroid's hparams logging accepts) or as a YAML list."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return [str(item).strip() for item in items if str(item).strip()]
 
 
 def query_encoder_spec(model_conf: dict) -> dict:

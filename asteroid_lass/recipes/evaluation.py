@@ -26,6 +26,7 @@ from ..metrics import (
     audible,
     ideal_ratio_mask,
     match_to_references,
+    match_within_prompts,
     mixture_reference,
     score,
 )
@@ -55,6 +56,9 @@ def separate_item(
         match: Match a blind model's outputs to the references (Hungarian on SI-SDR). False
             for a blind model trained with ``assignment: fixed``, whose outputs already have
             the references' order.
+
+    A blind model's outputs are matched to the references (Hungarian on SI-SDR); a prompt
+    model's outputs only among those of the same prompt (e.g. two ``speech`` outputs).
     """
     if window is not None:
         from ..inference import separate_waveform  # inference imports the models
@@ -73,6 +77,9 @@ def separate_item(
             estimates = model(mixture, conditions).float().cpu()
     if model.condition_kind == "none" and match:
         estimates = match_to_references(estimates, item["targets"][None])
+    elif model.condition_kind == "prompt":
+        prompt_ids = model.conditions_from_batch([item["conditions"]]).cpu()
+        estimates = match_within_prompts(estimates, item["targets"][None], prompt_ids)
     return estimates[0]
 
 
@@ -187,13 +194,15 @@ def evaluate(
             )
     table = pd.DataFrame(rows)
     extra_columns = [name for base in extra_names for name in (base, f"{base}_imp")]
-    _write_summaries(table, next(iter(systems)), out_dir, extra_columns)
+    write_summaries(table, next(iter(systems)), out_dir, extra_columns)
     return table
 
 
-def _write_summaries(
+def write_summaries(
     table: pd.DataFrame, model_name: str, out_dir: str, extra_columns: Sequence[str] = ()
 ) -> None:
+    """Write ``all_metrics.csv``, ``final_metrics.json`` (``model_name``'s means),
+    ``references.json`` (every system's means) and ``per_condition.csv`` from score rows."""
     table.to_csv(os.path.join(out_dir, "all_metrics.csv"), index=False)
     columns = [c for c in SUMMARY_COLUMNS if c in table.columns] + list(extra_columns)
     means = table.groupby("system")[columns].mean()
@@ -232,12 +241,13 @@ def markdown_table(
 
     Args:
         references: Row name (a system) -> metric -> value.
-        columns: Metrics to show (default: those every row has, in the first row's order).
+        columns: Metrics to show, of those every row has (default: all of those, in the
+            first row's order).
         first_column: Header of the row names.
     """
     if columns is None:
-        first = next(iter(references.values()), {})
-        columns = [c for c in first if all(c in values for values in references.values())]
+        columns = list(next(iter(references.values()), {}))
+    columns = [c for c in columns if all(c in values for values in references.values())]
     header = f"| {first_column} | " + " | ".join(columns) + " |"
     lines = [header, "|" + "---|" * (len(columns) + 1)]
     for system, values in references.items():

@@ -17,11 +17,16 @@ from .evaluation import markdown_table
 REQUIRED_KEYS = ("license", "dataset_title", "recipe")
 
 
-def publish(exp_dir: str, conf: dict) -> str:
+def publish(exp_dir: str, conf: dict, extra: str = "") -> str:
     """Write ``exp_dir/publish_dir/{model.pth,README.md}``; returns the model path.
 
     Reads ``exp_dir/best_model.pth`` and ``exp_dir/eval/{final_metrics,references}.json``.
     The model card states the licence set in the conf's ``publish`` group.
+
+    Args:
+        exp_dir: The experiment folder.
+        conf: The configuration the model was trained with.
+        extra: Markdown added to the model card after the test metrics (e.g. per-task tables).
     """
     settings = conf.get("publish", {})
     missing = [key for key in REQUIRED_KEYS if not settings.get(key)]
@@ -47,14 +52,14 @@ def publish(exp_dir: str, conf: dict) -> str:
         )
     model_path = os.path.join(publish_dir, "model.pth")
     torch.load(model_path, weights_only=True)  # fail here, not at the user's, if not plain
-    card = model_card(model_dict, references, conf)
+    card = model_card(model_dict, references, conf, extra)
     with atomic_write(os.path.join(publish_dir, "README.md")) as tmp_path:
         with open(tmp_path, "w") as out:
             out.write(card)
     return model_path
 
 
-def model_card(model_dict: dict, references: dict, conf: dict) -> str:
+def model_card(model_dict: dict, references: dict, conf: dict, extra: str = "") -> str:
     """The model card: what it is, how to load it, its test metrics, settings and licence."""
     settings = conf["publish"]
     args = model_dict["model_args"]
@@ -73,6 +78,7 @@ def model_card(model_dict: dict, references: dict, conf: dict) -> str:
         "`oracle_irm` is the ideal ratio mask (the ceiling of mask-based separation); "
         "`mixture` is the unprocessed input.",
         "",
+        *([extra.strip(), ""] if extra.strip() else []),
         "## Configuration",
         "```yaml",
         yaml.safe_dump(conf, sort_keys=False).strip(),

@@ -11,12 +11,12 @@ import logging
 import os
 import sys
 import warnings
-from typing import Optional
+from typing import Callable, Hashable, Iterator, List, Optional, Sequence
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.batch import collate_separation
 from ..losses import build_objective
@@ -43,18 +43,147 @@ QUIET_WARNINGS = (
 )
 
 
-def make_loaders(conf: dict, train_set: Dataset, valid_set: Optional[Dataset]):
-    """Training and validation loaders with the package's collate function."""
+class EpochTagged(Dataset):
+    """A dataset whose items depend on its epoch, addressed by ``(epoch, index)`` pairs.
+
+    ``set_epoch`` in the main process does not reach a DataLoader's worker processes (they
+    hold copies of the dataset, kept for the whole run with ``persistent_workers``), and a
+    batch sampler that reads the epoch (e.g. to group items by source count) may draw its
+    batches before Lightning's ``on_train_epoch_start`` sets it (the first epoch of a resumed
+    run). Tagging every index with the epoch the sampler saw makes each item come from that
+    epoch, in whichever process renders it.
+
+    Args:
+        dataset: A map-style dataset with ``set_epoch(epoch)`` and an ``epoch`` attribute.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    @property
+    def epoch(self) -> int:
+        return int(getattr(self.dataset, "epoch", 0))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, tagged):
+        epoch, index = tagged
+        if getattr(self.dataset, "epoch", None) != epoch:
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
+class _EpochTaggedSampler(Sampler):
+    """Yields ``(epoch, index)`` (or lists of them, for a batch sampler) from ``sampler``, with
+    the epoch the dataset had when iteration started.
+
+    It has no length on purpose: a batch sampler's count may change from epoch to epoch (e.g.
+    incomplete batches dropped per source count), and Lightning, given a length, validates
+    after that many batches (measured once), which a shorter epoch never reaches. Without a
+    length it validates at every epoch's real end.
+    """
+
+    def __init__(self, sampler, dataset: EpochTagged):
+        self.sampler = sampler
+        self.dataset = dataset
+
+    def __iter__(self):
+        epoch = self.dataset.epoch
+        for element in self.sampler:
+            if isinstance(element, (list, tuple)):
+                yield [(epoch, int(index)) for index in element]
+            else:
+                yield (epoch, int(element))
+
+
+class GroupBatchSampler(Sampler):
+    """Batches of consecutive indices that never mix groups, in a fixed order.
+
+    For fixed sets whose items cannot be stacked across groups, e.g. test mixtures of tasks
+    with different numbers of sources.
+
+    Args:
+        groups: The group of every index (any hashable values).
+        batch_size: Largest batch.
+    """
+
+    def __init__(self, groups: Sequence[Hashable], batch_size: int):
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        groups = list(groups)
+        self.batches: List[List[int]] = []
+        for index, group in enumerate(groups):
+            last = self.batches[-1] if self.batches else None
+            if last and groups[last[-1]] == group and len(last) < int(batch_size):
+                last.append(index)
+            else:
+                self.batches.append([index])
+
+    def __iter__(self) -> Iterator[List[int]]:
+        return iter([list(batch) for batch in self.batches])
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def make_loaders(
+    conf: dict,
+    train_set: Dataset,
+    valid_set: Optional[Dataset],
+    train_batch_sampler: Optional[Sampler] = None,
+    valid_batch_sampler: Optional[Sampler] = None,
+    collate_fn: Optional[Callable] = None,
+):
+    """Training and validation loaders with the package's collate function.
+
+    Args:
+        conf: The recipe configuration (``training.batch_size``, ``data.num_workers``).
+        train_set, valid_set: Datasets of separation items.
+        train_batch_sampler, valid_batch_sampler: Batch samplers for datasets whose items
+            cannot be batched freely (e.g. :class:`~asteroid_lass.data.PromptBatchSampler`
+            for mixtures with different numbers of sources); they replace ``batch_size``,
+            shuffling and ``drop_last``.
+        collate_fn: Replaces :func:`~asteroid_lass.data.batch.collate_separation`.
+    """
     workers = int(conf["data"].get("num_workers", 0))
-    common = dict(
-        batch_size=conf["training"]["batch_size"],
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        collate_fn=collate_separation,
-    )
-    shuffle = not isinstance(train_set, torch.utils.data.IterableDataset)
-    train_loader = DataLoader(train_set, shuffle=shuffle, drop_last=True, **common)
-    valid_loader = None if valid_set is None else DataLoader(valid_set, shuffle=False, **common)
+    batch_size = conf["training"]["batch_size"]
+    collate = collate_fn or collate_separation
+    if train_batch_sampler is not None:
+        # Epoch-tagged indices reach every worker: persistent workers stay correct.
+        if hasattr(train_set, "set_epoch"):
+            train_set = EpochTagged(train_set)
+            train_batch_sampler = _EpochTaggedSampler(train_batch_sampler, train_set)
+        train_loader = DataLoader(
+            train_set,
+            batch_sampler=train_batch_sampler,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            collate_fn=collate,
+        )
+    else:
+        shuffle = not isinstance(train_set, torch.utils.data.IterableDataset)
+        train_loader = DataLoader(
+            train_set,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=True,
+            num_workers=workers,
+            # Workers started anew each epoch copy the dataset with its current epoch;
+            # persistent ones would keep drawing the first epoch's mixtures.
+            persistent_workers=workers > 0 and not hasattr(train_set, "set_epoch"),
+            collate_fn=collate,
+        )
+    common = dict(num_workers=workers, persistent_workers=workers > 0, collate_fn=collate)
+    if valid_set is None:
+        valid_loader = None
+    elif valid_batch_sampler is not None:
+        valid_loader = DataLoader(valid_set, batch_sampler=valid_batch_sampler, **common)
+    else:
+        valid_loader = DataLoader(valid_set, batch_size=batch_size, shuffle=False, **common)
     return train_loader, valid_loader
 
 
@@ -65,6 +194,9 @@ def train(
     valid_set: Optional[Dataset],
     exp_dir: str,
     max_steps: Optional[int] = None,
+    train_batch_sampler: Optional[Sampler] = None,
+    valid_batch_sampler: Optional[Sampler] = None,
+    collate_fn: Optional[Callable] = None,
 ) -> str:
     """Train ``model`` and save its best validation checkpoint as ``exp_dir/best_model.pth``.
 
@@ -78,7 +210,9 @@ def train(
         train_set, valid_set: Datasets of separation items (see
             :mod:`asteroid_lass.data.batch`).
         exp_dir: The experiment folder.
-        max_steps: Stop after this many optimiser steps (tests, budget-matched baselines).
+        max_steps: Stop after this many optimiser steps (tests, budget-matched baselines),
+            validating (and checkpointing) at that step even in the middle of an epoch.
+        train_batch_sampler, valid_batch_sampler, collate_fn: See :func:`make_loaders`.
 
     Returns:
         str: The path of ``best_model.pth``.
@@ -87,7 +221,9 @@ def train(
     pl.seed_everything(training["seed"], workers=True, verbose=False)
     os.makedirs(exp_dir, exist_ok=True)
     save_conf(conf, os.path.join(exp_dir, "conf.yml"))
-    train_loader, valid_loader = make_loaders(conf, train_set, valid_set)
+    train_loader, valid_loader = make_loaders(
+        conf, train_set, valid_set, train_batch_sampler, valid_batch_sampler, collate_fn
+    )
     optim = conf["optim"]
     optimizer, scheduler = make_optimizer_and_scheduler(
         model.parameters(),
@@ -111,6 +247,8 @@ def train(
         checkpoint_dir, monitor=monitor, mode="min", save_top_k=3, save_last=True
     )
     callbacks = [checkpoint, EpochLine()]
+    if max_steps is not None:
+        callbacks.append(_StopAfterSteps(max_steps))
     if training.get("early_stop"):
         patience = int(training.get("early_stop_patience", 10))
         callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=patience))
@@ -120,7 +258,6 @@ def train(
     with _quiet_lightning_info():
         trainer = pl.Trainer(
             max_epochs=training["epochs"],
-            max_steps=-1 if max_steps is None else max_steps,
             callbacks=callbacks,
             default_root_dir=exp_dir,
             accelerator="auto",
@@ -157,6 +294,19 @@ def train(
     model_path = os.path.join(exp_dir, "best_model.pth")
     save_model_file(system.model.cpu(), model_path)
     return model_path
+
+
+class _StopAfterSteps(pl.Callback):
+    """Stop after ``steps`` optimiser steps. Unlike ``Trainer(max_steps=...)``, which ends a
+    run mid-epoch without validating, a stop requested here is validated first, so the last
+    steps count for the best checkpoint."""
+
+    def __init__(self, steps: int):
+        self.steps = int(steps)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.steps:
+            trainer.should_stop = True
 
 
 class _quiet_lightning_info:
