@@ -26,12 +26,8 @@ data_dir=data    # where stage 0 writes the built-in corpus and the validation s
 . utils/parse_options.sh
 
 # Paths given on the command line are relative to where run.sh was invoked.
-absolute() { if [ -z "$1" ] || [[ "$1" = /* ]]; then echo "$1"; else echo "${invoked_from}/$1"; fi; }
-conf="$(absolute "${conf}")"
-conf="${conf:-local/conf.yml}"
+. utils/paths.sh
 musdb_root="$(absolute "${musdb_root}")"
-[[ "${data_dir}" = /* ]] || [ "${data_dir}" = data ] || data_dir="${invoked_from}/${data_dir}"
-[ -z "${exp_dir}" ] || [[ "${exp_dir}" = /* ]] || exp_dir="${invoked_from}/${exp_dir}"
 
 [ -n "${id}" ] && export CUDA_VISIBLE_DEVICES="${id}"
 if [ -z "${tag}" ]; then

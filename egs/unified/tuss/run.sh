@@ -30,13 +30,9 @@ data_dir=data
 . utils/parse_options.sh
 
 # Paths given on the command line are relative to where run.sh was invoked.
-absolute() { if [ -z "$1" ] || [[ "$1" = /* ]]; then echo "$1"; else echo "${invoked_from}/$1"; fi; }
-conf="$(absolute "${conf}")"
-conf="${conf:-local/conf.yml}"
+. utils/paths.sh
 train_manifest="$(absolute "${train_manifest}")"
 test_manifest="$(absolute "${test_manifest}")"
-[[ "${data_dir}" = /* ]] || [ "${data_dir}" = data ] || data_dir="${invoked_from}/${data_dir}"
-[ -z "${exp_dir}" ] || [[ "${exp_dir}" = /* ]] || exp_dir="${invoked_from}/${exp_dir}"
 
 [ -n "${id}" ] && export CUDA_VISIBLE_DEVICES="${id}"
 [ -z "${tag}" ] && tag="${dataset}_tuss"
