@@ -131,8 +131,8 @@ class ChunkedSeparator:
         self.overlap = float(overlap)
         self.batch_size = int(batch_size)
         self.residual = bool(residual)
-        self.blind = model.condition_kind == "none"
         conditions = model.conditions_for(query, batch_size=1)
+        self.interchangeable = interchangeable_outputs(model, conditions)
         if negative:
             if model.condition_kind != "embedding":
                 raise LASSInputError(
@@ -167,8 +167,10 @@ class ChunkedSeparator:
             )
         estimates = estimates.reshape(batch, n_chan // model_chan, -1, model_chan, n_samples)
         estimates = estimates.transpose(1, 2).reshape(batch, -1, n_chan, n_samples).cpu()
-        if self.blind and n_chan > model_chan:
-            estimates = torch.stack([_align_channels(e, model_chan) for e in estimates])
+        if self.interchangeable and n_chan > model_chan:
+            estimates = torch.stack(
+                [_align_channels(e, model_chan, self.interchangeable) for e in estimates]
+            )
         return estimates
 
     def run(
@@ -200,7 +202,7 @@ class ChunkedSeparator:
         fade_in = plan.fade()
         context = 0 if sample_rate == model_rate else int(RESAMPLE_CONTEXT_SECONDS * sample_rate)
         pending = None  # the previous window's fade-out, to add to the next fade-in
-        previous_tail = None  # a blind model's previous window over the overlap, unfaded
+        previous_tail = None  # previous window over the overlap, unfaded, to align outputs
         with evaluation_mode(self.model), torch.inference_mode():
             for first in range(0, plan.n_windows, self.batch_size):
                 indices = range(first, min(first + self.batch_size, plan.n_windows))
@@ -209,16 +211,20 @@ class ChunkedSeparator:
                     for index, (mixture, estimate) in zip(group, outputs):
                         start, stop = plan.bounds(index)
                         is_first, is_last = index == 0, index == plan.n_windows - 1
-                        if self.blind and previous_tail is not None:
+                        if previous_tail is not None:
                             estimate = estimate[
-                                match_outputs(previous_tail, estimate[..., : plan.overlap])
+                                aligned_order(
+                                    previous_tail,
+                                    estimate[..., : plan.overlap],
+                                    self.interchangeable,
+                                )
                             ]
                         if not is_first:
                             estimate[..., : plan.overlap] *= fade_in
                             estimate[..., : plan.overlap] += pending
                         keep = stop - start if is_last else plan.hop
                         if not is_last:
-                            if self.blind and plan.overlap > 0:
+                            if self.interchangeable and plan.overlap > 0:
                                 previous_tail = estimate[..., plan.hop :].copy()
                             pending = estimate[..., plan.hop :] * fade_in[::-1]
                         block = estimate[..., :keep]
@@ -298,14 +304,39 @@ def match_outputs(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
     return hungarian_assignment(cost.transpose(1, 2))[0].numpy()
 
 
-def _align_channels(estimate: torch.Tensor, model_chan: int) -> torch.Tensor:
-    """Blind outputs of channels separated independently, put in the first channel's order."""
+def interchangeable_outputs(model, conditions) -> List[np.ndarray]:
+    """Groups of output indices that have no fixed order: all outputs of a blind model, the
+    outputs of a repeated prompt (two ``speech``). Only those are aligned between windows."""
+    if model.condition_kind == "none":
+        return [np.arange(model.n_src)]
+    if model.condition_kind != "prompt":
+        return []
+    prompts = np.asarray(conditions[0].cpu())
+    groups = [np.flatnonzero(prompts == p) for p in np.unique(prompts)]
+    return [group for group in groups if len(group) > 1]
+
+
+def aligned_order(
+    reference: np.ndarray, estimate: np.ndarray, groups: Sequence[np.ndarray]
+) -> np.ndarray:
+    """Order of ``estimate``'s outputs that best continues ``reference``'s, permuting only
+    within each group of interchangeable outputs (see :func:`match_outputs`)."""
+    order = np.arange(estimate.shape[0])
+    for group in groups:
+        order[group] = group[match_outputs(reference[group], estimate[group])]
+    return order
+
+
+def _align_channels(
+    estimate: torch.Tensor, model_chan: int, groups: Sequence[np.ndarray]
+) -> torch.Tensor:
+    """Outputs of channels separated independently, put in the first channel's order."""
     n_out, n_chan, _ = estimate.shape
-    groups = estimate.reshape(n_out, n_chan // model_chan, model_chan, -1)
-    aligned = [groups[:, 0]]
-    for group in range(1, groups.shape[1]):
-        order = match_outputs(groups[:, 0].numpy(), groups[:, group].numpy())
-        aligned.append(groups[order, group])
+    channels = estimate.reshape(n_out, n_chan // model_chan, model_chan, -1)
+    aligned = [channels[:, 0]]
+    for channel in range(1, channels.shape[1]):
+        order = aligned_order(channels[:, 0].numpy(), channels[:, channel].numpy(), groups)
+        aligned.append(channels[order, channel])
     return torch.stack(aligned, dim=1).reshape(estimate.shape)
 
 

@@ -158,3 +158,38 @@ def test_saved_clap_model_records_no_machine_path(tiny_clap_checkpoint, tmp_path
     assert spec["checkpoint"] == os.path.basename(tiny_clap_checkpoint)
     assert spec["sha256"] == file_sha256(tiny_clap_checkpoint)
     assert os.path.dirname(tiny_clap_checkpoint) not in repr(spec)
+
+
+class BandSplitPrompted(BandSplitShuffled):
+    """The same exact band split asked through prompts: a repeated ``band`` prompt has two
+    interchangeable outputs (flipping between calls), ``mixture`` returns the input."""
+
+    condition_kind = "prompt"
+
+    def __init__(self, sample_rate=RATE):
+        Separator.__init__(self, sample_rate=sample_rate, vocabulary=["band", "mixture"])
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.calls = 0
+
+    def forward(self, mixture, conditions):
+        pair = iter(super().forward(mixture).unbind(1))
+        outputs = [next(pair) if int(c) == 0 else mixture for c in conditions[0]]
+        return torch.stack(outputs, dim=1)
+
+
+register(BandSplitPrompted)
+
+
+def test_repeated_prompts_keep_following_one_source_across_windows():
+    low, high = _two_tones(6.0)
+    mixture = low + high
+    outputs = separate_waveform(
+        BandSplitPrompted(), mixture, RATE, query=["band", "mixture", "band"], window=1.0
+    )
+    np.testing.assert_allclose(outputs[1, 0], mixture, atol=1e-5)  # a distinct prompt stays put
+    first = 0 if abs(np.corrcoef(outputs[0, 0], low)[0, 1]) > 0.5 else 2
+    for estimate, source in zip((outputs[first, 0], outputs[2 - first, 0]), (low, high)):
+        for start in range(0, low.size - RATE, RATE):
+            part = slice(start, start + RATE)
+            error = np.sum((estimate[part] - source[part]) ** 2) / np.sum(source[part] ** 2)
+            assert error < 1e-2, start
