@@ -99,7 +99,6 @@ def test_shards_round_trip_and_stream_label_disjoint_mixtures(tmp_path):
         items_per_epoch=30,
         seed=0,
     )
-    label_of = {}
     items = list(dataset)
     assert len(items) == 30
     for item in items:

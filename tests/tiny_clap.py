@@ -6,7 +6,6 @@ the Hugging Face cache that ``HF_HOME`` points at, then save a CLAP state dict t
 releases are laid out (``{"state_dict": {"module.<key>": tensor}}``).
 """
 
-import json
 import os
 
 import torch

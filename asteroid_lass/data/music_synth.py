@@ -1133,7 +1133,6 @@ def render_voice(rng, plan: SongPlan, notes: List[dict], voice: str) -> np.ndarr
     pitch = _one_pole(pitch, singer["glide"], rate)
     scoop = sps.lfilter([1], [1, -np.exp(-1 / (0.05 * rate))], scoop)
     vib_depth = _one_pole(vib_depth, 0.15, rate)
-    t = np.arange(n_ctrl) / rate
     vib_rate = singer["vib_rate"] * (1 + 0.05 * _lowpass_noise(rng, n_ctrl, int(rate)))
     vibrato = vib_depth * np.sin(2 * np.pi * np.cumsum(vib_rate) / rate)
     drift = 0.1 * _lowpass_noise(rng, n_ctrl, int(0.3 * rate)) / 0.05
