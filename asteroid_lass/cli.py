@@ -45,7 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     sep.add_argument("--clap-checkpoint", help="LAION-CLAP checkpoint for a CLAP-queried model.")
     sep.add_argument("--out", required=True, help="Output directory.")
     sep.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if any).")
-    sep.add_argument("--window", type=float, default=10.0, help="Window length in seconds.")
+    sep.add_argument(
+        "--window",
+        type=float,
+        default=10.0,
+        help="Window length in seconds (at most the model's longest input).",
+    )
     sep.add_argument("--overlap", type=float, default=0.25, help="Window overlap fraction.")
     sep.add_argument(
         "--batch", type=int, default=None, help="Windows per pass (default: 1 on CPU, 4 on GPU)."

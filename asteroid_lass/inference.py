@@ -1,6 +1,7 @@
 """Separation of real recordings with any model of the package: any length and rate.
 
-Audio is cut into overlapping windows (default 10 s, 25 % overlap). Neighbouring windows are
+Audio is cut into overlapping windows (default 10 s, 25 % overlap; never longer than the
+model's declared longest input, ``max_input_seconds``). Neighbouring windows are
 blended with complementary raised-cosine fades, so the overlap-add weights sum to one, and
 windows go through the model in batches. Files are read and written in blocks, so memory does
 not grow with the file's length. Conditions (query embeddings, label or prompt indices) are
@@ -45,10 +46,18 @@ class WindowPlan:
 
     @classmethod
     def from_seconds(
-        cls, length: int, sample_rate: int, window_seconds: float, overlap: float
+        cls,
+        length: int,
+        sample_rate: int,
+        window_seconds: float,
+        overlap: float,
+        max_window: Optional[int] = None,
     ) -> "WindowPlan":
+        """Windows of ``window_seconds``, at most ``max_window`` samples if given."""
         check_window(window_seconds, overlap)
         window = max(1, int(round(window_seconds * sample_rate)))
+        if max_window is not None:
+            window = max(1, min(window, int(max_window)))
         if length <= window:
             return cls(length=length, window=length, overlap=0)
         return cls(length=length, window=window, overlap=int(round(overlap * window)))
@@ -106,10 +115,13 @@ class ChunkedSeparator:
             query embedding becomes normalize(e_query - 0.25 * sum(e_negative)) (see
             :func:`combine_negative` and the README for the measurement behind this choice).
         residual: Also return "everything else" (mixture minus the sum of the estimates).
-        window: Window length in seconds.
+        window: Window length in seconds, capped at the model's longest input
+            (``model.max_input_seconds``, including the resampling context).
         overlap: Fraction of a window shared with the next one (0 to 0.5).
         batch_size: Windows per forward pass (default: 1 on the CPU, where batching windows
             gains nothing and doubles activation memory; 4 on a GPU).
+        align: Match interchangeable outputs between windows (default). False only serves
+            to measure what the alignment does (``benchmarks/audioslots_alignment.py``).
     """
 
     def __init__(
@@ -121,6 +133,7 @@ class ChunkedSeparator:
         window: float = 10.0,
         overlap: float = 0.25,
         batch_size: Optional[int] = None,
+        align: bool = True,
     ):
         if batch_size is None:
             batch_size = 4 if model._device.type == "cuda" else 1
@@ -132,7 +145,7 @@ class ChunkedSeparator:
         self.batch_size = int(batch_size)
         self.residual = bool(residual)
         conditions = model.conditions_for(query, batch_size=1)
-        self.interchangeable = interchangeable_outputs(model, conditions)
+        self.interchangeable = interchangeable_outputs(model, conditions) if align else []
         if negative:
             if model.condition_kind != "embedding":
                 raise LASSInputError(
@@ -198,9 +211,16 @@ class ChunkedSeparator:
             raise LASSInputError(f"{name} is empty (0 samples).")
         self.name = name
         model_rate = int(self.model.sample_rate)
-        plan = WindowPlan.from_seconds(length, sample_rate, self.window, self.overlap)
-        fade_in = plan.fade()
         context = 0 if sample_rate == model_rate else int(RESAMPLE_CONTEXT_SECONDS * sample_rate)
+        longest = self.model.max_input_samples
+        if longest is not None:
+            # The model sees a window and its context resampled to its rate (ceil of the
+            # length ratio): at most this many file samples fit.
+            fits = longest * sample_rate // model_rate
+            context = min(context, fits // 4)
+            longest = fits - 2 * context
+        plan = WindowPlan.from_seconds(length, sample_rate, self.window, self.overlap, longest)
+        fade_in = plan.fade()
         pending = None  # the previous window's fade-out, to add to the next fade-in
         previous_tail = None  # previous window over the overlap, unfaded, to align outputs
         with evaluation_mode(self.model), torch.inference_mode():
@@ -414,6 +434,33 @@ def separate_waveform(
     blocks: List[np.ndarray] = []
     separator.run(lambda a, b: wav[:, a:b], wav.shape[1], rate, blocks.append, name="wav")
     return np.concatenate(blocks, axis=-1)
+
+
+def separate_in_windows(
+    model, mixture: torch.Tensor, query=None, overlap: float = 0.25
+) -> torch.Tensor:
+    """Separate a batch of tensors at the model's rate through windowed inference.
+
+    What :meth:`~asteroid_lass.models.base.Separator.separate` does for inputs longer than the
+    model's ``max_input_seconds``: windows of that length (or the whole input for a model
+    without a limit), outputs aligned and cross-faded as for files. No gradients.
+
+    Args:
+        model: A :class:`~asteroid_lass.models.base.Separator`.
+        mixture: (batch, in_channels, time) at ``model.sample_rate``.
+        query: See :class:`ChunkedSeparator`.
+        overlap: Fraction of a window shared with the next one (0 to 0.5).
+
+    Returns:
+        torch.Tensor: (batch, n_outputs, in_channels, time) on ``mixture``'s device.
+    """
+    rate = _rate(float(model.sample_rate))
+    window = model.max_input_seconds or mixture.shape[-1] / rate
+    outputs = [
+        separate_waveform(model, item, rate, query, window=window, overlap=overlap)
+        for item in mixture.detach().cpu()
+    ]
+    return torch.from_numpy(np.stack(outputs)).to(mixture.device)
 
 
 def _rate(sample_rate) -> int:

@@ -3,12 +3,18 @@
 import itertools
 import math
 
+import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader
 
 from asteroid_lass import losses
+from asteroid_lass.data.batch import collate_separation, separation_item
 from asteroid_lass.errors import LASSInputError
+from asteroid_lass.inference import separate_waveform
 from asteroid_lass.models import AudioSlots
+from asteroid_lass.system import SeparationSystem
 
 SR = 8000
 TINY = dict(
@@ -47,7 +53,7 @@ def tones(batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
     [
         ("transformer", "queries", 500),
         ("slot_attention", "queries", 333),
-        ("transformer", "gaussian", 1777),  # longer than a chunk: stitched
+        ("transformer", "gaussian", 499),
         ("slot_attention", "gaussian", 500),
     ],
 )
@@ -70,13 +76,98 @@ def test_permuting_the_initial_slots_permutes_the_outputs(slot_update, slot_init
         torch.testing.assert_close(model(mixture, slot_init=init[:1]), base, rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(model(mixture, slot_init=init[0]), base, rtol=1e-5, atol=1e-7)
 
-    if length <= model.chunk_samples:
-        with torch.no_grad():
-            out = model.training_outputs(mixture, slot_init=init)
-            out_p = model.training_outputs(mixture, slot_init=init[:, perm])
-        for key in ("magnitudes", "slots"):
-            torch.testing.assert_close(out_p[key], out[key][:, perm], rtol=1e-4, atol=1e-6)
-        torch.testing.assert_close(out_p["mixture_magnitude"], out["mixture_magnitude"])
+    with torch.no_grad():
+        out = model.training_outputs(mixture, slot_init=init)
+        out_p = model.training_outputs(mixture, slot_init=init[:, perm])
+    for key in ("magnitudes", "slots"):
+        torch.testing.assert_close(out_p[key], out[key][:, perm], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(out_p["mixture_magnitude"], out["mixture_magnitude"])
+
+
+# ----------------------------------------------------------------------------- long inputs
+# 1777 samples in windows of one chunk (500) overlapping by 125: starts 0, 375, 750, 1125, 1500.
+LONG = 1777
+
+
+@pytest.mark.parametrize("slot_update", ["transformer", "slot_attention"])
+def test_a_long_input_keeps_each_slot_on_one_output(slot_update):
+    """Permuting the learned slots permutes every output of a long input by that one
+    permutation (the alignment between windows follows the slots), and between overlaps each
+    output is one of that window's own outputs."""
+    n_slots, perm = 4, [2, 0, 3, 1]
+    model = tiny(slot_update=slot_update, n_slots=n_slots).eval()
+    permuted = tiny(slot_update=slot_update, n_slots=n_slots).eval()
+    with torch.no_grad():
+        permuted.slot_queries.copy_(model.slot_queries[perm])
+    mixture = torch.randn(2, 1, LONG, generator=torch.Generator().manual_seed(4))
+    base = model.separate(mixture)
+    assert base.shape == (2, n_slots, 1, LONG)
+    torch.testing.assert_close(permuted.separate(mixture), base[:, perm], rtol=1e-4, atol=1e-6)
+
+    with torch.no_grad():  # the second window alone; [500, 750) is covered by it only
+        own = model(mixture[..., 375:875])[..., 125:375]
+    for item in range(2):
+        matches = [
+            [j for j in range(n_slots) if torch.allclose(base[item, i, ..., 500:750], own[item, j])]
+            for i in range(n_slots)
+        ]
+        assert sorted(m[0] for m in matches if len(m) == 1) == list(range(n_slots))
+
+
+def test_a_long_input_through_forward_separate_and_file_inference_agrees():
+    model = tiny(n_slots=3).eval()
+    mixture = torch.randn(2, 1, LONG, generator=torch.Generator().manual_seed(5))
+    separated = model.separate(mixture)
+    assert separated.shape == (2, 3, 1, LONG)
+    for item in range(2):
+        np.testing.assert_array_equal(
+            separate_waveform(model, mixture[item], SR), separated[item].numpy()
+        )
+    with torch.no_grad():  # validation on longer mixtures: forward windows the same way
+        torch.testing.assert_close(model(mixture), separated)
+        assert model.training_outputs(mixture)["estimates"].shape == (2, 3, 1, LONG)
+    assert model.separate(mixture[0, 0]).shape == (3, LONG)
+
+
+def test_training_on_chunks_validates_on_longer_mixtures():
+    """A real Trainer: training crops of one chunk, validation mixtures of 1200 samples
+    (validation runs without gradients, so forward separates them in windows)."""
+    model = tiny(n_slots=2)
+    generator = torch.Generator().manual_seed(9)
+
+    def items(length):
+        targets = tones(8, 2 * length, generator).reshape(8, 2, 1, length)
+        return [separation_item(t.sum(0), t, None) for t in targets]
+
+    train = DataLoader(items(500), 4, collate_fn=collate_separation)
+    valid = DataLoader(items(1200), 4, collate_fn=collate_separation)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    objective = losses.build_objective({"objective": "slots"})
+    system = SeparationSystem(model, optimizer, objective, train, valid)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        limit_train_batches=1,
+        limit_val_batches=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(system)
+    assert trainer.global_step == 1
+    assert torch.isfinite(trainer.callback_metrics["val_loss"])
+    assert torch.isfinite(trainer.callback_metrics["val_si_sdri"])
+
+
+def test_a_long_input_with_gradients_or_slot_init_is_refused():
+    model = tiny(n_slots=2)
+    mixture = torch.randn(1, 1, 501)
+    with pytest.raises(ValueError, match="crops of at most chunk_seconds"):
+        model(mixture)
+    with pytest.raises(ValueError, match="crops of at most chunk_seconds"):
+        model.training_outputs(mixture)
+    with torch.no_grad(), pytest.raises(ValueError, match="slot_init applies"):
+        model(mixture, slot_init=model.initial_slots(1))
 
 
 def test_gaussian_slots_are_deterministic_in_eval_and_random_in_training():
@@ -243,7 +334,7 @@ def test_blind_contract_and_multichannel():
     with pytest.raises(ValueError, match="conditions must be None"):
         model(wav, torch.zeros(1, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="slot_init must have shape"):
-        model(wav, slot_init=torch.zeros(2, 5))
+        model(wav[..., :400], slot_init=torch.zeros(2, 5))
 
 
 def test_bad_arguments_are_named():
@@ -251,6 +342,8 @@ def test_bad_arguments_are_named():
         tiny(slot_update="gru")
     with pytest.raises(ValueError, match="chunk_overlap"):
         tiny(chunk_overlap=0.0)
+    with pytest.raises(ValueError, match="chunk_overlap"):
+        tiny(chunk_overlap=0.6)
     with pytest.raises(ValueError, match="n_heads"):
         tiny(d_model=30, n_heads=4)
 
@@ -263,6 +356,8 @@ def test_serialize_round_trip(tmp_path, slot_init):
     loaded = AudioSlots.from_pretrained(str(path))
     assert not loaded.training
     assert loaded.get_model_args() == model.get_model_args()
+    assert loaded.max_input_seconds == model.max_input_seconds == 0.0625
+    assert loaded.max_input_samples == model.chunk_samples == 500
     wav = torch.randn(1, 1, 1333)
     with torch.no_grad():
         torch.testing.assert_close(loaded(wav), model(wav))

@@ -68,6 +68,28 @@ class SwappingBlind(Separator):
         return dict(sample_rate=float(self.sample_rate))
 
 
+class LongestInputHalf(Separator):
+    """Halves the mixture; declares a longest input of 0.25 s, refuses anything longer and
+    records the lengths it is given."""
+
+    condition_kind = "none"
+    n_src = 1
+    max_input_seconds = 0.25
+
+    def __init__(self, sample_rate: float = RATE):
+        super().__init__(sample_rate)
+        self.seen = []
+
+    def forward(self, mixture, conditions=None):
+        if mixture.shape[-1] > 250:
+            raise ValueError(f"{mixture.shape[-1]} samples, more than the declared 250")
+        self.seen.append(mixture.shape[-1])
+        return 0.5 * mixture[:, None]
+
+    def get_model_args(self):
+        return dict(sample_rate=float(self.sample_rate))
+
+
 # (samples, window seconds, overlap): lengths shorter than, equal to, one past, a multiple of
 # and not a multiple of the hop; odd windows; no and maximal overlap; one-sample windows.
 PLANS = [
@@ -185,6 +207,34 @@ def test_blind_outputs_keep_their_order_across_windows(tmp_path):
     gains = (-0.25, 0.5) if swapped[0] else (0.5, -0.25)  # the first window's order
     np.testing.assert_allclose(first, gains[0] * wav[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(second, gains[1] * wav[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("window, longest", [(10.0, 250), (0.1, 100)])
+def test_windows_are_capped_at_the_models_longest_input(window, longest):
+    model = LongestInputHalf()
+    wav = np.random.RandomState(6).randn(1, 1000).astype(np.float32)
+    out = separate_waveform(model, wav, RATE, window=window)
+    assert max(model.seen) == longest
+    np.testing.assert_allclose(out[0], 0.5 * wav, rtol=1e-5, atol=1e-6)
+
+
+def test_resampled_windows_with_their_context_fit_the_longest_input():
+    model = LongestInputHalf()
+    wav = np.random.RandomState(7).randn(1, 3000).astype(np.float32)
+    out = separate_waveform(model, wav, 3 * RATE)  # 0.05 s of context each side
+    assert out.shape == (1, 1, 3000)
+    assert 200 < max(model.seen) <= 250
+
+
+def test_separate_on_a_longer_tensor_goes_through_windows():
+    model = LongestInputHalf()
+    wav = torch.randn(2, 1000, generator=torch.Generator().manual_seed(8))
+    out = model.separate(wav)
+    assert out.shape == (2, 1, 1000) and max(model.seen) == 250
+    torch.testing.assert_close(out, 0.5 * wav[:, None])
+    model.seen.clear()
+    torch.testing.assert_close(model.separate(wav[0, :200]), 0.5 * wav[:1, :200])
+    assert model.seen == [200]  # a short input is one pass
 
 
 def test_outputs_keep_length_rate_channels_and_residual_sums_to_mixture(tiny_model, tmp_path):

@@ -15,6 +15,11 @@ There is no official code. The paper fixes the architecture's kind (Transformer 
 spatial broadcast decoder, Hungarian-matched spectrogram loss, mixture phase, short chunks
 stitched for long audio) but not its sizes; every size here is an argument whose default is
 explained in :class:`AudioSlots`.
+
+The network takes at most ``chunk_seconds`` (its declared ``max_input_seconds``). Longer audio
+is stitched by the package's windowed inference (:mod:`asteroid_lass.inference`), as for every
+blind model: windows of at most one chunk, each window's outputs put in the previous window's
+order by a Hungarian matching of their correlation over the overlap, then a sin^2 cross-fade.
 """
 
 import math
@@ -139,10 +144,13 @@ class AudioSlots(Separator):
             lets overlap-add smooth the inconsistencies of predicted magnitudes.
         chunk_seconds: 1.0. The paper separates short chunks and stitches them; a slot must
             describe a whole chunk of its source in one vector, so chunks are kept short.
-            Train on crops of at most this length; longer inputs are separated chunk by chunk.
-        chunk_overlap: 0.25: the fraction of a chunk shared with the next. The overlap is
-            where consecutive chunks' slots are matched (Hungarian, on the waveforms'
-            squared distance) and cross-faded.
+            This is the model's ``max_input_seconds``: train on crops of at most this length;
+            longer inputs are separated in windows of at most one chunk by the package's
+            inference (see :meth:`forward`).
+        chunk_overlap: 0.25: the fraction of a window shared with the next when
+            :meth:`forward` is given a longer input without gradients (e.g. validation on
+            longer mixtures); at most 0.5. The package's inference (``separate``,
+            ``separate_file``, the CLI) takes its own ``overlap`` (default 0.25).
         d_model: 256, width of the tokens and slots.
         n_heads: 4 attention heads.
         encoder_layers: 4 Transformer layers over the mixture's frames.
@@ -208,10 +216,10 @@ class AudioSlots(Separator):
             raise ValueError(f"n_slots must be a positive int, got {n_slots}.")
         if int(d_model) % int(n_heads) != 0:
             raise ValueError(f"d_model={d_model} must be a multiple of n_heads={n_heads}.")
-        if not 0 < float(chunk_overlap) < 1:
+        if not 0 < float(chunk_overlap) <= 0.5:
             raise ValueError(
-                f"chunk_overlap must be a fraction in (0, 1) (the overlap aligns the slots of "
-                f"consecutive chunks), got {chunk_overlap}."
+                f"chunk_overlap must be a fraction in (0, 0.5] (the overlap aligns the outputs "
+                f"of consecutive windows), got {chunk_overlap}."
             )
         self.n_slots = int(n_slots)
         self.n_src = self.n_slots  # the contract: how many outputs a blind model writes
@@ -223,7 +231,8 @@ class AudioSlots(Separator):
                 f"chunk_seconds={chunk_seconds} gives {self.chunk_samples} samples, fewer than "
                 f"n_fft={n_fft}."
             )
-        self.overlap_samples = max(1, int(round(self.chunk_overlap * self.chunk_samples)))
+        # The contract's longest input: exactly one chunk of samples.
+        self.max_input_seconds = self.chunk_samples / float(sample_rate)
         self.d_model, self.n_heads, self.ff_dim = int(d_model), int(n_heads), int(ff_dim)
         self.encoder_layers, self.slot_layers = int(encoder_layers), int(slot_layers)
         self.slot_update, self.slot_init = slot_update, slot_init
@@ -387,15 +396,17 @@ class AudioSlots(Separator):
     ) -> torch.Tensor:
         """Separate every source of the mixture (blind: no conditions).
 
-        Inputs longer than ``chunk_seconds`` are cut into chunks overlapping by
-        ``chunk_overlap``; each chunk's slots are put in the order of the previous chunk's by a
-        Hungarian matching on the overlap, then cross-faded linearly.
+        Inputs longer than ``chunk_seconds`` need no gradients: they go through the package's
+        windowed inference (:func:`asteroid_lass.inference.separate_in_windows`, windows of
+        one chunk overlapping by ``chunk_overlap``, outputs matched by correlation over the
+        overlap and cross-faded). With gradients they are an error: train on crops of at most
+        ``chunk_seconds``.
 
         Args:
             mixture: (batch, in_channels, time)
             conditions: Must be None.
-            slot_init: Optional starting slots, see :meth:`encode_slots` (used for every
-                chunk).
+            slot_init: Optional starting slots, see :meth:`encode_slots` (inputs of at most
+                one chunk only).
 
         Returns:
             torch.Tensor: (batch, n_slots, in_channels, time), in no particular order.
@@ -410,36 +421,23 @@ class AudioSlots(Separator):
         n_samples = mixture.shape[-1]
         if n_samples <= self.chunk_samples:
             return self.separate_chunk(mixture, slot_init)["estimates"]
-        return self._separate_long(mixture, slot_init)
-
-    def _separate_long(self, mixture: torch.Tensor, slot_init) -> torch.Tensor:
-        from ..losses import hungarian_assignment, reorder
-
-        batch, n_samples = mixture.shape[0], mixture.shape[-1]
-        size, step = self.chunk_samples, self.chunk_samples - self.overlap_samples
-        starts = list(range(0, n_samples - size, step)) + [n_samples - size]
-        chunks = torch.cat([mixture[..., s : s + size] for s in starts])  # chunk-major
+        if torch.is_grad_enabled():
+            raise ValueError(
+                f"AudioSlots takes at most chunk_seconds={self.chunk_seconds} "
+                f"({self.chunk_samples} samples) with gradients, got {n_samples} samples: train "
+                "on crops of at most chunk_seconds (longer inputs are separated in windows "
+                "under torch.no_grad, as in validation)."
+            )
         if slot_init is not None:
-            slot_init = torch.as_tensor(slot_init)
-            if slot_init.ndim == 3:  # per mixture: the same rows for each of its chunks
-                slot_init = slot_init.expand(batch, -1, -1).repeat(len(starts), 1, 1)
-        estimates = self.separate_chunk(chunks, slot_init)["estimates"]
-        estimates = estimates.reshape(len(starts), batch, *estimates.shape[1:])
+            raise ValueError(
+                f"slot_init applies to inputs of at most one chunk ({self.chunk_samples} "
+                f"samples), got {n_samples} samples."
+            )
+        # One stitching mechanism for every blind model: the package's windowed inference
+        # (imported here because inference imports the models).
+        from ..inference import separate_in_windows
 
-        output = mixture.new_zeros(batch, self.n_slots, self.in_channels, n_samples)
-        output[..., :size] = estimates[0]
-        end = size
-        for index, start in enumerate(starts[1:], start=1):
-            current, overlap = estimates[index], end - start
-            previous = output[..., start:end]
-            # cost[b, i, j]: distance of this chunk's slot j to the output's slot i.
-            cost = (previous[:, :, None] - current[:, None, ..., :overlap]).square().sum((-2, -1))
-            current = reorder(current, hungarian_assignment(cost))
-            fade = torch.arange(1, overlap + 1, device=mixture.device) / (overlap + 1)
-            output[..., start:end] = previous * (1 - fade) + current[..., :overlap] * fade
-            output[..., end : start + size] = current[..., overlap:]
-            end = start + size
-        return output
+        return separate_in_windows(self, mixture, overlap=self.chunk_overlap)
 
     def training_outputs(
         self,
@@ -450,8 +448,9 @@ class AudioSlots(Separator):
         """What :func:`asteroid_lass.losses.slots_objective` needs.
 
         Crops of at most ``chunk_seconds`` give the predicted magnitudes and the STFT (see
-        :meth:`separate_chunk`); a longer input is separated chunk by chunk and only its
-        ``estimates`` are returned (the objective then takes their STFT).
+        :meth:`separate_chunk`). A longer input (validation on longer fixed mixtures, without
+        gradients) is separated in windows by :meth:`forward` and only its ``estimates`` are
+        returned (the objective then takes their STFT).
         """
         if mixture.shape[-1] <= self.chunk_samples:
             if conditions is not None:

@@ -24,9 +24,16 @@ Besides ``forward(mixture, conditions)`` and ``get_model_args()``, a subclass on
 passes as ``query`` into conditions (:meth:`Separator.conditions_for`), names the outputs
 (:meth:`Separator.output_names`), separates tensors, arrays and files
 (:meth:`Separator.separate`) and saves and loads with plain types only.
+
+A model may declare the input lengths its network handles: ``min_input_samples`` (shorter
+inputs are zero-padded to it) and ``max_input_seconds`` (None: any length). Longer inputs
+never reach ``forward`` from the package's inference: :mod:`asteroid_lass.inference` (hence
+``separate`` on tensors, arrays and files, and the CLI) cuts them into windows of at most
+that length, matches a blind model's outputs over each overlap and cross-fades them.
 """
 
 import hashlib
+import math
 import os
 import re
 import unicodedata
@@ -63,6 +70,9 @@ class Separator(BaseModel):
     condition_kind: ClassVar[str] = "none"
     #: Shortest input the network handles; inference zero-pads shorter windows to it.
     min_input_samples: int = 1
+    #: Longest input the network takes, in seconds (None: any length); inference caps its
+    #: windows at it, and ``separate`` on a longer tensor goes through windowed inference.
+    max_input_seconds: Optional[float] = None
 
     def __init__(
         self, sample_rate: float, in_channels: int = 1, vocabulary: Optional[Sequence[str]] = None
@@ -200,6 +210,9 @@ class Separator(BaseModel):
             wav: (time,); (batch, time) for a mono model; or (batch, channels, time).
             query: See :meth:`conditions_for`; one query applies to the whole batch.
 
+        Inputs longer than :attr:`max_input_seconds` are separated in windows of at most that
+        length by :func:`asteroid_lass.inference.separate_in_windows` (without gradients).
+
         Returns:
             torch.Tensor: (n_outputs, time) for (time,) input, (batch, n_outputs, time) for
             (batch, time) input, else (batch, n_outputs, channels, time).
@@ -208,14 +221,24 @@ class Separator(BaseModel):
         length = mixture.shape[-1]
         if length == 0:
             raise LASSInputError("mixture is empty (0 samples).")
+        if self.max_input_samples is not None and length > self.max_input_samples:
+            from ..inference import separate_in_windows  # inference imports models
+
+            return _as_input_shape(separate_in_windows(self, mixture, query), wav.ndim)
         conditions = self.conditions_for(query, mixture.shape[0])
         # Inputs shorter than the network needs (e.g. one STFT frame) are zero-padded.
         padded = torch.nn.functional.pad(mixture, (0, max(self.min_input_samples - length, 0)))
         estimates = self(padded, conditions)[..., :length]
         check_finite_output(estimates, "mixture")
-        if wav.ndim == 1:
-            return estimates[0, :, 0]
-        return estimates[:, :, 0] if wav.ndim == 2 else estimates
+        return _as_input_shape(estimates, wav.ndim)
+
+    @property
+    def max_input_samples(self) -> Optional[int]:
+        """:attr:`max_input_seconds` in samples at the model's rate (None: any length)."""
+        if self.max_input_seconds is None:
+            return None
+        # The tolerance keeps a whole number of samples whole despite float rounding.
+        return max(1, math.floor(float(self.max_input_seconds) * float(self.sample_rate) + 1e-6))
 
     def _as_batch(self, wav: torch.Tensor) -> torch.Tensor:
         if wav.ndim == 1:
@@ -427,6 +450,14 @@ class EmbeddingSeparator(Separator):
         # One call for the whole batch: new texts are encoded together, not one by one.
         flat = self.query_encoder.embed_text([text for item in conditions for text in item])
         return flat.reshape(len(conditions), counts.pop(), -1).to(self._device)
+
+
+def _as_input_shape(estimates: torch.Tensor, ndim: int) -> torch.Tensor:
+    """(batch, n, channels, time) estimates in the shape :meth:`Separator.forward_wav` returns
+    for an input of ``ndim`` dimensions."""
+    if ndim == 1:
+        return estimates[0, :, 0]
+    return estimates[:, :, 0] if ndim == 2 else estimates
 
 
 def _as_name_list(names: Union[str, Sequence[str]], argument: str) -> List[str]:
