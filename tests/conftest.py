@@ -77,3 +77,16 @@ def write_wav(path, wav: np.ndarray, sample_rate: int) -> str:
     wav = np.asarray(wav, dtype=np.float32)
     sf.write(str(path), wav.T if wav.ndim == 2 else wav, sample_rate, subtype="FLOAT")
     return str(path)
+
+
+def quiet_trainer(**kwargs):
+    """A real Lightning Trainer without logger, checkpoints, progress bar or summary."""
+    import pytorch_lightning as pl
+
+    quiet = dict(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    return pl.Trainer(**{**quiet, **kwargs})

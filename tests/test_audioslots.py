@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
+from conftest import quiet_trainer
 from torch.utils.data import DataLoader
 
 from asteroid_lass import losses
@@ -144,15 +144,7 @@ def test_training_on_chunks_validates_on_longer_mixtures():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     objective = losses.build_objective({"objective": "slots"})
     system = SeparationSystem(model, optimizer, objective, train, valid)
-    trainer = pl.Trainer(
-        max_epochs=1,
-        limit_train_batches=1,
-        limit_val_batches=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=2)
     trainer.fit(system)
     assert trainer.global_step == 1
     assert torch.isfinite(trainer.callback_metrics["val_loss"])

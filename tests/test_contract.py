@@ -8,10 +8,9 @@ exactly.
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import soundfile as sf
 import torch
-from conftest import write_wav
+from conftest import quiet_trainer, write_wav
 from torch.utils.data import DataLoader
 
 from asteroid_lass.cli import main as cli
@@ -224,15 +223,7 @@ def test_one_training_step_with_a_real_trainer(kind, objective):
     loader = DataLoader(_Items(conditions, gains, len(gains)), 4, collate_fn=collate_separation)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     system = SeparationSystem(model, optimizer, build_objective(objective), loader, loader)
-    trainer = pl.Trainer(
-        max_epochs=1,
-        limit_train_batches=1,
-        limit_val_batches=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1)
     trainer.fit(system)
     assert trainer.global_step == 1
     assert torch.isfinite(trainer.callback_metrics["val_loss"])
