@@ -331,6 +331,38 @@ def write_speech_test_set(
     )
 
 
-def fixed_speech_mixtures(path: str) -> BlindTargets:
-    """The blind view of a list written by :func:`write_speech_test_set`."""
-    return BlindTargets(FixedPromptMixtureDataset(path), rest=False)
+def fixed_speech_mixtures(
+    path: str,
+    sample_rate: Optional[int] = None,
+    n_src: Optional[int] = None,
+    task: str = "sep_clean",
+    segment: Optional[float] = None,
+):
+    """A fixed validation or test set of blind talker mixtures, whichever its kind.
+
+    Args:
+        path: A list written by :func:`write_speech_test_set` (``.csv``), or a LibriMix
+            subset folder (e.g. from :func:`write_librimix_subset`), read through
+            :class:`LibriMixDataset` with crops fixed per item.
+        sample_rate: The rate the set must have (None: the list's own; LibriMix: 8000).
+        n_src: Talkers per mixture the set must have (None: the list's own; LibriMix: 2).
+        task: LibriMix only: ``sep_clean`` or ``sep_noisy``.
+        segment: LibriMix only: crop length in seconds (None: whole mixtures).
+
+    Raises:
+        LASSInputError: The path is missing, or the list's rate or talker count differ from
+            the ones asked.
+    """
+    if os.path.isdir(path):
+        return LibriMixDataset(path, task, sample_rate or 8000, n_src or 2, segment, fixed=True)
+    if not os.path.isfile(path):
+        raise LASSInputError(f"fixed list not found: {path} (a .csv list or a LibriMix folder).")
+    fixed = FixedPromptMixtureDataset(path)
+    talkers = len(fixed.recipes[0]["prompts"]) if fixed.recipes else 0
+    for name, asked, found in (
+        ("sample_rate", sample_rate, fixed.sample_rate),
+        ("n_src", n_src, talkers),
+    ):
+        if asked is not None and int(asked) != found:
+            raise LASSInputError(f"{path} has {name} {found}, but {asked} was asked.")
+    return BlindTargets(fixed, rest=False)
