@@ -253,3 +253,19 @@ def test_fixed_list_is_reproducible_from_its_csv(speech_corpus, tmp_path):
         assert torch.allclose(item["targets"].sum(0), item["mixture"], atol=1e-6)
         assert torch.equal(item["mixture"], second[index]["mixture"])
         assert torch.equal(item["targets"], second[index]["targets"])
+    with pytest.raises(LASSInputError, match="has n_src 3, but 2 was asked"):
+        fixed_speech_mixtures(paths[0], n_src=2)
+    with pytest.raises(LASSInputError, match="has sample_rate 8000, but 16000"):
+        fixed_speech_mixtures(paths[0], sample_rate=16000)
+
+
+def test_fixed_librimix_folder(tmp_path):
+    csv_dir, rows = write_fake_librimix(tmp_path)
+    fixed = fixed_speech_mixtures(str(csv_dir), SR, 2, segment=0.5)
+    assert len(fixed) == 3 and fixed[0]["mixture"].shape == (1, 4000)
+    fixed.set_epoch(3)
+    assert torch.equal(
+        fixed[0]["mixture"], fixed_speech_mixtures(str(csv_dir), SR, 2, segment=0.5)[0]["mixture"]
+    )
+    whole = fixed_speech_mixtures(str(csv_dir), SR, 2)
+    assert [whole[i]["mixture"].shape[-1] for i in range(len(whole))] == LENGTHS
