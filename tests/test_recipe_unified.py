@@ -3,7 +3,6 @@ values, a budget-matched specialist, and the trained model through ``asteroid-la
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -12,7 +11,8 @@ import soundfile as sf
 import torch
 import yaml
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+from recipe_tools import REPO, run_checked
+
 RECIPE = os.path.join(REPO, "egs", "unified", "tuss")
 TASKS = {
     "enhancement": ["speech", "sfxbg"],
@@ -44,23 +44,13 @@ def _tiny_conf() -> dict:
     return conf
 
 
-def _run(args, cwd):
-    # One thread: the tiny model gains nothing from two, and stays fast on a busy machine.
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 def test_unified_recipe_end_to_end(tmp_path):
     conf = tmp_path / "tiny.yml"
     conf.write_text(yaml.safe_dump(_tiny_conf()))
     data_dir, exp_dir = tmp_path / "data", tmp_path / "exp"
     run_args = ["bash", "run.sh", "--conf", str(conf), "--data_dir", str(data_dir)]
     run_args += ["--exp_dir", str(exp_dir), "--python_path", sys.executable]
-    log = _run(run_args, RECIPE).stdout
+    log = run_checked(run_args, RECIPE).stdout
 
     # Stage 0: one manifest per split, every prompt category present.
     for split in ("train", "test"):
@@ -127,7 +117,7 @@ def test_unified_recipe_end_to_end(tmp_path):
     model = str(exp_dir / "publish_dir" / "model.pth")
     command = [sys.executable, "-m", "asteroid_lass.cli", "separate", str(mixture)]
     command += ["--model", model, "--query", "speech", "--query", "sfxbg", "--out", str(out_dir)]
-    printed = _run(command, tmp_path).stdout.split()
+    printed = run_checked(command, tmp_path).stdout.split()
     assert [os.path.basename(p) for p in printed] == ["mixture_speech.wav", "mixture_sfxbg.wav"]
     source, _ = sf.read(str(mixture))
     for path in printed:

@@ -51,10 +51,14 @@ class BlindTargets(Dataset):
 
     Args:
         dataset: A dataset of separation items.
+        rest: Append the "everything else" target. False for sets whose targets already add
+            up to the mixture (e.g. two talkers asked as ``speech speech``): the blind view
+            then only drops the conditions.
     """
 
-    def __init__(self, dataset: Dataset):
+    def __init__(self, dataset: Dataset, rest: bool = True):
         self.dataset = dataset
+        self.rest = bool(rest)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -65,7 +69,8 @@ class BlindTargets(Dataset):
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         item = dict(self.dataset[index])
-        rest = item["mixture"] - item["targets"].sum(dim=0)
-        item["targets"] = torch.cat([item["targets"], rest[None]])
+        if self.rest:
+            rest = item["mixture"] - item["targets"].sum(dim=0)
+            item["targets"] = torch.cat([item["targets"], rest[None]])
         item["conditions"] = None
         return item

@@ -296,6 +296,14 @@ def train(
     return model_path
 
 
+def trained_steps(exp_dir: str) -> int:
+    """Optimiser steps of a finished run, from its last checkpoint: the budget of a baseline
+    trained for as many steps (``train(..., max_steps=trained_steps(exp_dir))``)."""
+    checkpoint = os.path.join(exp_dir, "checkpoints", "last.ckpt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own file
+    return int(state["global_step"])
+
+
 class _StopAfterSteps(pl.Callback):
     """Stop after ``steps`` optimiser steps. Unlike ``Trainer(max_steps=...)``, which ends a
     run mid-epoch without validating, a stop requested here is validated first, so the last

@@ -25,7 +25,7 @@ from asteroid_lass.data.prompt_mixing import (
 )
 from asteroid_lass.errors import LASSInputError
 from asteroid_lass.recipes.config import build_model, name_list, parse_recipe_args
-from asteroid_lass.recipes.training import GroupBatchSampler, train
+from asteroid_lass.recipes.training import GroupBatchSampler, train, trained_steps
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -103,13 +103,6 @@ def fit(conf: dict, train_set, lists_dir: str, tasks, exp_dir: str, max_steps=No
         valid_batch_sampler=valid_batches,
         collate_fn=collate_prompt_mixtures,
     )
-
-
-def trained_steps(exp_dir: str) -> int:
-    """Optimiser steps of a finished run, from its last checkpoint."""
-    checkpoint = os.path.join(exp_dir, "checkpoints", "last.ckpt")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own file
-    return int(state["global_step"])
 
 
 def main(argv=None) -> None:
