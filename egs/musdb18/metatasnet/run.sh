@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Meta-TasNet on MUSDB18 (or the built-in music corpus): data, training, evaluation, publishing.
-#   ./run.sh                              # stages 0-3 on the built-in corpus (CPU, ~20 min)
+#   ./run.sh                              # stages 0-3 on the built-in corpus (CPU, ~6 min)
 #   ./run.sh --musdb_root /data/musdb18hq --conf local/conf_paper.yml --tag paper
 #   ./run.sh --stage 2 --tag mine         # evaluation and publishing of exp/mine
 # Every setting lives in local/conf.yml (--conf FILE for another); this script passes only
