@@ -81,18 +81,11 @@ def encoder(htsat_tiny_checkpoint):
     return build_query_encoder(spec)
 
 
-def _laion_clap(checkpoint: str, amodel: str):
-    """The checkpoint loaded by laion-clap itself: the independent truth."""
-    import laion_clap
-
-    clap = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device="cpu")
-    clap.load_ckpt(checkpoint, verbose=False)
-    return clap.eval()
-
-
 @pytest.fixture(scope="module")
-def oracle(htsat_tiny_checkpoint):
-    return _laion_clap(htsat_tiny_checkpoint, AMODEL)
+def oracle(encoder):
+    """The laion-clap ``CLAP_Module`` itself, called through its own API below: the independent
+    truth (the encoder only loaded the checkpoint into it; loading it twice costs seconds)."""
+    return encoder._clap
 
 
 def _expected_picks(oracle, outputs: torch.Tensor, rate: int, texts) -> list:
@@ -228,7 +221,8 @@ def test_cli_writes_one_file_per_query_ranked_on_the_whole_file(
     assert (out / "mix_source1.wav").read_bytes() == b"the user's own file"
     assert capsys.readouterr().out.split() == [str(out / name) for name in names]
 
-    oracle = _laion_clap(tiny_clap_checkpoint, "HTSAT-base")
+    # The CLI's own CLAP instance (one per spec and process), called through laion-clap's API.
+    oracle = build_query_encoder({"name": "clap", "checkpoint": tiny_clap_checkpoint})._clap
     expected = _expected_picks(oracle, torch.from_numpy(np.stack(blind)), rate, texts)
     for name, index in zip(names, expected):
         written, written_rate = sf.read(str(out / name), dtype="float32")

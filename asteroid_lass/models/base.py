@@ -91,6 +91,7 @@ class Separator(BaseModel):
         )
         if self.vocabulary is not None and len(set(self.vocabulary)) != len(self.vocabulary):
             raise ValueError(f"The vocabulary has repeated names: {self.vocabulary}.")
+        self._query_encoder: Optional[QueryEncoder] = None  # see set_query_encoder
 
     # ----------------------------------------------------------------- the network
     def forward(self, mixture: torch.Tensor, conditions: Optional[torch.Tensor] = None):
@@ -173,7 +174,7 @@ class Separator(BaseModel):
     @property
     def query_encoder(self) -> QueryEncoder:
         """The audio-text encoder given by :meth:`set_query_encoder`."""
-        if getattr(self, "_query_encoder", None) is None:
+        if self._query_encoder is None:
             raise LASSInputError(
                 f"{type(self).__name__} is a blind separator and returns all its outputs; to "
                 "keep the one matching a query it needs an audio-text encoder: "
@@ -415,7 +416,6 @@ class EmbeddingSeparator(Separator):
             raise ValueError(f"condition_dim must be a positive int, got {condition_dim}.")
         self.condition_dim = int(condition_dim)
         self.query_encoder_spec = None if query_encoder is None else dict(query_encoder)
-        self._query_encoder: Optional[QueryEncoder] = None
 
     @property
     def query_encoder(self) -> QueryEncoder:
