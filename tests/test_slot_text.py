@@ -132,6 +132,28 @@ def test_text_queries_pick_the_output_clap_ranks_first(encoder, oracle):
     torch.testing.assert_close(alone[0], picked[1, 1], atol=0, rtol=0)
 
 
+def test_any_blind_model_audioslots_beyond_its_longest_input(encoder, oracle):
+    """AudioSlots takes 1/16 s at most: a longer input goes through windowed inference, and the
+    query picks among the stitched outputs (ranked as a whole, not window by window)."""
+    from asteroid_lass.models import AudioSlots
+
+    torch.manual_seed(0)
+    rate = 8000
+    model = AudioSlots(
+        sample_rate=rate, n_fft=64, hop_length=16, chunk_seconds=0.0625, d_model=32, n_heads=2,
+        encoder_layers=1, slot_layers=2, ff_dim=64, decoder_width=32, decoder_depth=2,
+        n_fourier_bands=4,
+    ).eval()  # fmt: skip
+    model.set_query_encoder(encoder)
+    mixture = torch.randn(rate // 4, generator=torch.Generator().manual_seed(2)) * 0.1
+    blind = model.separate(mixture)
+    text = CORPUS[4]
+    picked = model.separate(mixture, query=text)
+    assert picked.shape == (1, mixture.numel())
+    (expected,) = _expected_picks(oracle, blind, rate, [text])
+    torch.testing.assert_close(picked[0], blind[expected], atol=0, rtol=0)
+
+
 def test_audio_query_picks_the_same_sound(encoder):
     """By audio-audio similarity: an output used as the query is its own best match (cosine 1),
     through windowed in-memory inference."""
