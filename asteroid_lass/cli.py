@@ -35,14 +35,19 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="What to extract (repeatable): a description for a text-queried model, a label or "
-        "prompt of the model's vocabulary; none for a blind model (every source).",
+        "prompt of the model's vocabulary; for a blind model none (every source), or with "
+        "--clap-checkpoint a description (the best-matching source).",
     )
     sep.add_argument(
         "--negative", action="append", default=[], help="What to keep out of it (repeatable)."
     )
     sep.add_argument("--residual", action="store_true", help="Also write everything else.")
     sep.add_argument("--model", required=True, help="Model file (.pth) or Hugging Face repo id.")
-    sep.add_argument("--clap-checkpoint", help="LAION-CLAP checkpoint for a CLAP-queried model.")
+    sep.add_argument(
+        "--clap-checkpoint",
+        help="LAION-CLAP checkpoint: a CLAP-queried model's encoder, or for a blind model what "
+        "picks the source matching each --query.",
+    )
     sep.add_argument("--out", required=True, help="Output directory.")
     sep.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if any).")
     sep.add_argument(
@@ -112,22 +117,26 @@ def load_separator(model: str, clap_checkpoint: Optional[str], device: str):
     from .models import as_separator
     from .errors import one_line
     from .models.base import load_model_file
+    from .queries import build_query_encoder
 
     torch_device = check_device(device)
     conf = load_model_file(model)
-    overrides = {}
+    overrides, spec = {}, None
     if clap_checkpoint is not None:
         if not os.path.isfile(clap_checkpoint):
             raise LASSInputError(f"--clap-checkpoint: file not found: {clap_checkpoint}")
         spec = dict(conf["model_args"].get("query_encoder") or {"name": "clap"})
         spec.update(name="clap", checkpoint=os.path.abspath(clap_checkpoint))
-        overrides["query_encoder"] = spec
+        if "query_encoder" in conf["model_args"]:  # an embedding model's own encoder
+            overrides["query_encoder"] = spec
     try:
         loaded = as_separator(BaseModel.from_pretrained(conf, **overrides))
     except LASSError:
         raise
     except Exception as err:
         raise ModelFileError(f"model {model} does not load: {one_line(err)}") from err
+    if spec is not None and not overrides:  # a blind model ranks its outputs with CLAP
+        loaded.set_query_encoder(build_query_encoder(spec))
     return loaded.to(torch_device).eval()
 
 

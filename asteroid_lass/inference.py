@@ -23,6 +23,7 @@ from .audio import as_float_samples, raise_non_finite
 from .audio import resample as resample_wav
 from .errors import AudioFileError, LASSInputError, OutputExistsError, one_line, SeparationError
 from .losses import hungarian_assignment
+from .ranking import OutputPicker, separate_file_by_query
 from .utils import atomic_write, evaluation_mode
 
 # Samples of context (at the file's rate) read around each window when resampling, so that
@@ -430,10 +431,13 @@ def separate_waveform(
     """
     wav = as_float_audio(wav, "wav")
     rate = _rate(sample_rate)
+    picker = OutputPicker.for_query(model, query, residual)  # a blind model picking by query
+    query = None if picker else query
     separator = ChunkedSeparator(model, query, negative, residual, window, overlap, batch_size)
     blocks: List[np.ndarray] = []
     separator.run(lambda a, b: wav[:, a:b], wav.shape[1], rate, blocks.append, name="wav")
-    return np.concatenate(blocks, axis=-1)
+    estimates = np.concatenate(blocks, axis=-1)
+    return estimates if picker is None else estimates[picker.choose(estimates, rate)]
 
 
 def separate_in_windows(
@@ -563,6 +567,21 @@ def separate_file(
             raise OutputExistsError(
                 f"output exists: {destination} (pass force=True / --force to overwrite)."
             )
+    if query is not None and model.condition_kind == "none":  # rank the blind outputs
+        return separate_file_by_query(
+            model,
+            path,
+            query,
+            destinations,
+            negative=negative,
+            residual=residual,
+            resample=resample,
+            window=window,
+            overlap=overlap,
+            batch_size=batch_size,
+            block_seconds=block_seconds,
+            progress=progress,
+        )
     separator = ChunkedSeparator(model, query, negative, residual, window, overlap, batch_size)
     # Every output is renamed into place only when all of them are complete (atomic_write);
     # the SoundFiles, entered after, are closed before that.

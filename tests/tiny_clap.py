@@ -62,12 +62,13 @@ def write_tiny_roberta(hf_home: str) -> str:
     return snapshot
 
 
-def write_tiny_clap_checkpoint(path: str) -> str:
-    """Save a randomly initialised HTSAT-base/RoBERTa CLAP as a LAION-style checkpoint."""
+def write_tiny_clap_checkpoint(path: str, amodel: str = "HTSAT-base") -> str:
+    """Save a randomly initialised CLAP (audio tower ``amodel``, RoBERTa text tower) as a
+    LAION-style checkpoint."""
     import laion_clap
 
     torch.manual_seed(0)
-    clap = laion_clap.CLAP_Module(enable_fusion=False, amodel="HTSAT-base", device="cpu")
+    clap = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device="cpu")
     state = {"module." + key: value for key, value in clap.model.state_dict().items()}
     # Real LAION checkpoints carry this buffer and load_ckpt deletes it unconditionally.
     state.setdefault(

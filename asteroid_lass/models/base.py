@@ -91,6 +91,7 @@ class Separator(BaseModel):
         )
         if self.vocabulary is not None and len(set(self.vocabulary)) != len(self.vocabulary):
             raise ValueError(f"The vocabulary has repeated names: {self.vocabulary}.")
+        self._query_encoder: Optional[QueryEncoder] = None  # see set_query_encoder
 
     # ----------------------------------------------------------------- the network
     def forward(self, mixture: torch.Tensor, conditions: Optional[torch.Tensor] = None):
@@ -122,8 +123,8 @@ class Separator(BaseModel):
         if self.condition_kind == "none":
             if query is not None:
                 raise LASSInputError(
-                    f"{type(self).__name__} is a blind separator: it takes no query and returns "
-                    "all its outputs (call separate without query=...)."
+                    f"{type(self).__name__} is a blind separator: its network takes no "
+                    "conditions (separate(..., query=...) picks among its outputs instead)."
                 )
             return None
         indices = torch.as_tensor(self.vocabulary_indices(query), device=self._device)
@@ -150,6 +151,37 @@ class Separator(BaseModel):
         keys here; the System passes the dict to the objective unchanged.
         """
         return {"estimates": self(mixture, conditions)}
+
+    def set_query_encoder(self, encoder: QueryEncoder) -> None:
+        """Give a blind model an audio-text encoder (e.g. CLAP) to pick outputs by query.
+
+        Then ``separate(..., query="dog barking")`` returns the output that best matches each
+        text (see :mod:`asteroid_lass.ranking`). The encoder is not saved with the model.
+        """
+        if self.condition_kind != "none":
+            raise LASSInputError(
+                f"{type(self).__name__} is a {self.condition_kind} model: it is queried by names "
+                f"from its vocabulary, not through a query encoder."
+            )
+        if not encoder.embeds_audio:
+            raise LASSInputError(
+                f"the {encoder.name!r} query encoder embeds text only; picking a blind model's "
+                "outputs by a query needs an audio-text encoder: {'name': 'clap', 'checkpoint': "
+                "PATH} (CLI: --clap-checkpoint PATH)."
+            )
+        self._query_encoder = encoder
+
+    @property
+    def query_encoder(self) -> QueryEncoder:
+        """The audio-text encoder given by :meth:`set_query_encoder`."""
+        if self._query_encoder is None:
+            raise LASSInputError(
+                f"{type(self).__name__} is a blind separator and returns all its outputs; to "
+                "keep the one matching a query it needs an audio-text encoder: "
+                "model.set_query_encoder(build_query_encoder({'name': 'clap', 'checkpoint': "
+                "PATH})) (CLI: --clap-checkpoint PATH), or call separate without query=."
+            )
+        return self._query_encoder
 
     def vocabulary_indices(self, names: Union[str, Sequence[str]]) -> List[int]:
         """Indices of vocabulary names; an unknown name is an error listing the vocabulary."""
@@ -208,7 +240,9 @@ class Separator(BaseModel):
 
         Args:
             wav: (time,); (batch, time) for a mono model; or (batch, channels, time).
-            query: See :meth:`conditions_for`; one query applies to the whole batch.
+            query: See :meth:`conditions_for`; one query applies to the whole batch. A blind
+                model with an audio-text encoder (:meth:`set_query_encoder`) takes texts or an
+                :class:`AudioQuery` and returns, per mixture, the output matching each best.
 
         Inputs longer than :attr:`max_input_seconds` are separated in windows of at most that
         length by :func:`asteroid_lass.inference.separate_in_windows` (without gradients).
@@ -225,11 +259,17 @@ class Separator(BaseModel):
             from ..inference import separate_in_windows  # inference imports models
 
             return _as_input_shape(separate_in_windows(self, mixture, query), wav.ndim)
-        conditions = self.conditions_for(query, mixture.shape[0])
+        from ..ranking import OutputPicker  # ranking imports this module
+
+        picker = OutputPicker.for_query(self, query)  # a blind model picking by query
+        conditions = self.conditions_for(None if picker else query, mixture.shape[0])
         # Inputs shorter than the network needs (e.g. one STFT frame) are zero-padded.
         padded = torch.nn.functional.pad(mixture, (0, max(self.min_input_samples - length, 0)))
         estimates = self(padded, conditions)[..., :length]
         check_finite_output(estimates, "mixture")
+        if picker is not None:
+            rate = int(self.sample_rate)
+            estimates = torch.stack([e[picker.choose(e, rate)] for e in estimates])
         return _as_input_shape(estimates, wav.ndim)
 
     @property
@@ -376,7 +416,6 @@ class EmbeddingSeparator(Separator):
             raise ValueError(f"condition_dim must be a positive int, got {condition_dim}.")
         self.condition_dim = int(condition_dim)
         self.query_encoder_spec = None if query_encoder is None else dict(query_encoder)
-        self._query_encoder: Optional[QueryEncoder] = None
 
     @property
     def query_encoder(self) -> QueryEncoder:

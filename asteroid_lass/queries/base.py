@@ -30,6 +30,8 @@ class QueryEncoder:
 
     name: str = ""
     dim: int = 0
+    #: Whether :meth:`embed_audio` works (audio queries, ranking a blind model's outputs).
+    embeds_audio: bool = False
     max_cache_size: int = 100_000
 
     def __init__(self):

@@ -6,9 +6,11 @@ by file name and SHA-256, and found again through an explicit path, the
 Face cache.
 """
 
+import contextlib
 import glob
 import hashlib
 import os
+import sys
 from typing import List, Optional
 
 import torch
@@ -95,6 +97,7 @@ class ClapQueryEncoder(QueryEncoder):
 
     name = "clap"
     dim = 512
+    embeds_audio = True
 
     def __init__(
         self,
@@ -112,7 +115,9 @@ class ClapQueryEncoder(QueryEncoder):
         self.amodel = amodel
         self.device = torch.device(device or "cpu")
         self._clap = laion_clap.CLAP_Module(enable_fusion=False, amodel=amodel, device=self.device)
-        self._clap.load_ckpt(self.checkpoint, verbose=False)
+        # load_ckpt prints even when not verbose; stdout is the CLI's list of written files.
+        with contextlib.redirect_stdout(sys.stderr):
+            self._clap.load_ckpt(self.checkpoint, verbose=False)
         self._clap.eval().requires_grad_(False)
 
     def spec(self) -> dict:
