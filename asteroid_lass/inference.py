@@ -31,6 +31,10 @@ from .utils import atomic_write, evaluation_mode
 RESAMPLE_CONTEXT_SECONDS = 0.05
 
 
+#: Numeric precisions of inference (``precision=``, CLI ``--precision``).
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass
 class WindowPlan:
     """Where windows start and how they blend.
@@ -123,6 +127,9 @@ class ChunkedSeparator:
             gains nothing and doubles activation memory; 4 on a GPU).
         align: Match interchangeable outputs between windows (default). False only serves
             to measure what the alignment does (``benchmarks/audioslots_alignment.py``).
+        precision: ``"fp32"`` (default) or ``"bf16"``: the model's forward pass under bf16
+            autocast (outputs in float32). Opt-in, with its measured cost in the README
+            (``benchmarks/precision.py``): faster where the hardware computes bf16 natively.
     """
 
     def __init__(
@@ -135,11 +142,15 @@ class ChunkedSeparator:
         overlap: float = 0.25,
         batch_size: Optional[int] = None,
         align: bool = True,
+        precision: str = "fp32",
     ):
         if batch_size is None:
             batch_size = 4 if model._device.type == "cuda" else 1
         check_batch_size(batch_size)
         check_window(window, overlap)
+        if precision not in PRECISIONS:
+            raise LASSInputError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+        self.autocast_bf16 = precision == "bf16"
         self.model = model
         self.window = float(window)
         self.overlap = float(overlap)
@@ -171,7 +182,9 @@ class ChunkedSeparator:
         conditions = self.conditions
         if conditions is not None:
             conditions = conditions.expand(per_item.shape[0], *conditions.shape[1:])
-        estimates = self.model(per_item.to(self.model._device), conditions).float()
+        device = self.model._device
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
+            estimates = self.model(per_item.to(device), conditions).float()
         estimates = estimates[..., :n_samples]
         if not torch.isfinite(estimates).all():
             raise SeparationError(
@@ -417,6 +430,7 @@ def separate_waveform(
     window: float = 10.0,
     overlap: float = 0.25,
     batch_size: Optional[int] = None,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Separate an in-memory signal of any length.
 
@@ -424,7 +438,8 @@ def separate_waveform(
         model: A :class:`~asteroid_lass.models.base.Separator`.
         wav: (time,) or (channels, time) array or tensor (integer PCM is scaled).
         sample_rate: Rate of ``wav``; the output has the same rate.
-        query, negative, residual, window, overlap, batch_size: See :class:`ChunkedSeparator`.
+        query, negative, residual, window, overlap, batch_size, precision: See
+            :class:`ChunkedSeparator`.
 
     Returns:
         np.ndarray: (n_outputs [+ 1 residual], channels, time), float32.
@@ -433,7 +448,9 @@ def separate_waveform(
     rate = _rate(sample_rate)
     picker = OutputPicker.for_query(model, query, residual)  # a blind model picking by query
     query = None if picker else query
-    separator = ChunkedSeparator(model, query, negative, residual, window, overlap, batch_size)
+    separator = ChunkedSeparator(
+        model, query, negative, residual, window, overlap, batch_size, precision=precision
+    )
     blocks: List[np.ndarray] = []
     separator.run(lambda a, b: wav[:, a:b], wav.shape[1], rate, blocks.append, name="wav")
     estimates = np.concatenate(blocks, axis=-1)
@@ -514,6 +531,7 @@ def separate_file(
     batch_size: Optional[int] = None,
     block_seconds: float = 60.0,
     progress: Optional[Callable[[int], None]] = None,
+    precision: str = "fp32",
 ) -> List[str]:
     """Separate an audio file into ``<stem>_<output name>.wav`` files, reading it in blocks.
 
@@ -524,7 +542,8 @@ def separate_file(
     Args:
         model: A :class:`~asteroid_lass.models.base.Separator`.
         path: Input audio file (anything soundfile reads).
-        query, negative, residual, window, overlap, batch_size: See :class:`ChunkedSeparator`.
+        query, negative, residual, window, overlap, batch_size, precision: See
+            :class:`ChunkedSeparator`.
         output_dir: Where to write (default: beside the input).
         force: Overwrite existing outputs.
         resample: Accept input at another rate than the model's (else raise).
@@ -581,8 +600,11 @@ def separate_file(
             batch_size=batch_size,
             block_seconds=block_seconds,
             progress=progress,
+            precision=precision,
         )
-    separator = ChunkedSeparator(model, query, negative, residual, window, overlap, batch_size)
+    separator = ChunkedSeparator(
+        model, query, negative, residual, window, overlap, batch_size, precision=precision
+    )
     # Every output is renamed into place only when all of them are complete (atomic_write);
     # the SoundFiles, entered after, are closed before that.
     with contextlib.ExitStack() as outputs:
