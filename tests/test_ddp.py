@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import small_corpus
+from test_recipe import TINY_CONF
 
 from asteroid_lass.data import QueryMixtureDataset, write_fixed_mixtures
 from asteroid_lass.data.shards import write_shards
@@ -27,42 +28,16 @@ EPOCHS = 5  # map-style run: enough steps (20) for the loss to fall
 SHARD_EPOCHS = 3
 CLIPS_PER_SHARD = 4
 
-CONF = {
-    "data": dict(
-        sample_rate=8000,
-        segment_seconds=0.5,
-        max_interferers=1,
-        snr_low=0.0,
-        snr_high=0.0,
-        query_source="label",
-        template_probability=0.0,
-        items_per_epoch=ITEMS_PER_EPOCH,
-        num_workers=0,
-    ),
-    "model": dict(
-        name="LASSResUNet",
-        channels="tiny",
-        n_fft=256,
-        hop_length=64,
-        bn_momentum=0.1,
-        query_encoder="sentence",
-        clap_checkpoint=None,
-    ),
-    "objective": dict(objective="waveform", loss="neg_snr", assignment="fixed"),
-    "training": dict(
-        epochs=EPOCHS,
-        batch_size=4,
-        precision="32",
-        early_stop=False,
-        seed=0,
-        devices=1,
-        num_nodes=1,
-        accelerator="cpu",
-        item_log=True,
-        gradient_clip=5.0,
-    ),
-    "optim": dict(lr=0.003, weight_decay=0.0, warmup_steps=0, half_lr_patience=None),
-}
+
+def _conf() -> dict:
+    """The recipe test's tiny conf, on CPU processes with the item log on."""
+    conf = copy.deepcopy(TINY_CONF)
+    data = dict(segment_seconds=0.5, snr_low=0.0, snr_high=0.0, items_per_epoch=ITEMS_PER_EPOCH)
+    conf["data"].update(data, num_workers=0)
+    conf["model"].update(hop_length=64)
+    conf["training"].update(epochs=EPOCHS, precision="32", accelerator="cpu", item_log=True)
+    conf["optim"].update(lr=0.003, half_lr_patience=None)
+    return conf
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +47,7 @@ def corpus(tmp_path_factory):
     sampler = QueryMixtureDataset(manifest, 8000, segment_seconds=0.5)
     valid = write_fixed_mixtures(sampler, str(root / "valid.csv"), 8, seed=1)
     conf = root / "conf.yml"
-    conf.write_text(yaml.safe_dump(CONF))
+    conf.write_text(yaml.safe_dump(_conf()))
     return dict(root=root, manifest=manifest, valid=valid, conf=str(conf))
 
 
@@ -142,3 +117,16 @@ def test_ddp_streams_webdataset_shards_split_by_rank(corpus):
         assert not clips(0, epoch) & clips(1, epoch)
         assert shards_of(clips(0, epoch)) == {0, 2} and shards_of(clips(1, epoch)) == {1, 3}
     assert clips(0) | clips(1) == {f"{i:09d}" for i in range(4 * CLIPS_PER_SHARD)}
+
+
+def test_rank_batches_deal_a_custom_batch_sampler_out_evenly():
+    from asteroid_lass.recipes.training import GroupBatchSampler, RankBatches
+
+    # 7 batches: [0, 1], [2], [3, 4], [5, 6], [7], [8, 9], [10] (groups never mixed).
+    sampler = GroupBatchSampler([0, 0, 1, 2, 2, 3, 3, 4, 5, 5, 6], batch_size=2)
+    shares = [list(RankBatches(sampler, rank, 2)) for rank in (0, 1)]
+    assert shares == [[[0, 1], [3, 4], [7]], [[2], [5, 6], [8, 9]]]  # the 7th batch is left out
+    assert [len(RankBatches(sampler, rank, 2)) for rank in (0, 1)] == [3, 3]
+    assert list(RankBatches(sampler)) == list(sampler)  # outside a distributed run: all of it
+    with pytest.raises(ValueError, match="rank and world_size"):
+        RankBatches(sampler, rank=0)

@@ -1,8 +1,8 @@
 """Training any separator of the package from a recipe's configuration.
 
 The conf groups read here: ``training`` (epochs, batch_size, precision, early_stop, seed,
-devices, num_nodes, gradient_clip, and optionally accelerator and item_log), ``optim`` (lr, weight_decay, warmup_steps,
-half_lr_patience), ``objective`` (see :func:`asteroid_lass.losses.build_objective`) and
+devices, num_nodes, gradient_clip, and optionally accelerator and item_log), ``optim`` (lr,
+weight_decay, warmup_steps, half_lr_patience), ``objective`` (see :func:`asteroid_lass.losses.build_objective`) and
 ``data`` (num_workers).
 """
 
@@ -113,19 +113,29 @@ class RankBatches(Sampler):
 
     Args:
         batch_sampler: Yields lists of indices.
+        rank, world_size: This process's place; by default read from ``torch.distributed``
+            when batches are drawn (see :func:`asteroid_lass.utils.process_rank`).
     """
 
-    def __init__(self, batch_sampler: Sampler):
+    def __init__(
+        self, batch_sampler: Sampler, rank: Optional[int] = None, world_size: Optional[int] = None
+    ):
+        if (rank is None) != (world_size is None):
+            raise ValueError("Give both rank and world_size, or neither.")
         self.batch_sampler = batch_sampler
+        self.place = None if rank is None else (int(rank), int(world_size))
+
+    def _place(self):
+        return self.place or process_rank()
 
     def __iter__(self) -> Iterator[list]:
-        rank, world_size = process_rank()
+        rank, world_size = self._place()
         batches = list(self.batch_sampler)
         return iter(batches[rank : len(batches) // world_size * world_size : world_size])
 
     def __len__(self) -> int:
         # A TypeError from a batch sampler without a length tells Lightning there is none.
-        return len(self.batch_sampler) // process_rank()[1]
+        return len(self.batch_sampler) // self._place()[1]
 
 
 class GroupBatchSampler(Sampler):
