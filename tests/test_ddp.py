@@ -18,7 +18,7 @@ import yaml
 from conftest import small_corpus
 from test_recipe import TINY_CONF
 
-from asteroid_lass.data import QueryMixtureDataset, write_fixed_mixtures
+from asteroid_lass.data import QueryMixtureDataset, load_manifest, write_fixed_mixtures
 from asteroid_lass.data.shards import write_shards
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -57,7 +57,7 @@ def _train_ddp(corpus, exp_dir, epochs, *data_args):
     args = [sys.executable, "train.py", "--conf", corpus["conf"], "--devices", "2"]
     args += ["--epochs", str(epochs)]
     args += ["--valid_csv", corpus["valid"], "--exp_dir", str(exp_dir), *data_args]
-    result = subprocess.run(args, cwd=RECIPE, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(args, cwd=RECIPE, env=env, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     logs = {}
     for rank in (0, 1):
@@ -91,18 +91,29 @@ def test_ddp_on_two_cpu_processes_trains_on_disjoint_halves(corpus):
     train_loss = metrics.dropna(subset=["train_loss"]).sort_values("epoch")["train_loss"]
     assert len(train_loss) == EPOCHS
     first, last = float(train_loss.iloc[0]), float(train_loss.iloc[-1])
-    assert last < first - 2.0, train_loss.tolist()  # at least 2 dB better SNR
+    assert last < first - 1.5, train_loss.tolist()  # at least 1.5 dB better SNR (2.7 measured)
 
 
 @pytest.mark.recipe
 def test_ddp_streams_webdataset_shards_split_by_rank(corpus):
+    # Shuffled, as a collection should be before sharding: the manifest lists clips by class,
+    # and a worker whose one shard held a single class would have nothing to mix.
+    table = load_manifest(corpus["manifest"]).sample(frac=1.0, random_state=0)
+    per_shard = [set(table["labels"][i : i + CLIPS_PER_SHARD]) for i in range(0, 16, 4)]
+    assert all(len(labels) > 1 for labels in per_shard)
     shards = write_shards(
-        corpus["manifest"], str(corpus["root"] / "shards"), 8000, clips_per_shard=CLIPS_PER_SHARD
+        table, str(corpus["root"] / "shards"), 8000, clips_per_shard=CLIPS_PER_SHARD
     )
     assert len(shards) == 4
     shard_dir = os.path.dirname(shards[0])
     logs = _train_ddp(
-        corpus, corpus["root"] / "exp_shards", SHARD_EPOCHS, "--train_shards", shard_dir
+        corpus,
+        corpus["root"] / "exp_shards",
+        SHARD_EPOCHS,
+        "--train_shards",
+        shard_dir,
+        "--num_workers",  # forked DataLoader workers: split by rank, then by worker
+        "2",
     )
 
     def clips(rank, epoch=None):
@@ -113,7 +124,8 @@ def test_ddp_streams_webdataset_shards_split_by_rank(corpus):
         return {int(key) // CLIPS_PER_SHARD for key in clip_keys}
 
     for epoch in range(SHARD_EPOCHS):
-        # Rank r reads shards r, r + 2: no clip is shared, and together they read every shard.
+        # Rank r reads shards r, r + 2 (one per worker): no clip is shared, and together the
+        # ranks read every shard.
         assert not clips(0, epoch) & clips(1, epoch)
         assert shards_of(clips(0, epoch)) == {0, 2} and shards_of(clips(1, epoch)) == {1, 3}
     assert clips(0) | clips(1) == {f"{i:09d}" for i in range(4 * CLIPS_PER_SHARD)}
