@@ -6,7 +6,9 @@ One System serves every condition kind: batches are dicts (see
 :mod:`asteroid_lass.losses`) sees the model's training outputs and the batch.
 """
 
+import json
 import math
+import os
 import sys
 import time
 from typing import Any, Dict, Optional
@@ -115,14 +117,17 @@ class SeparationSystem(System):
 
     def training_step(self, batch, batch_nb):
         loss = self.common_step(batch, batch_nb, train=True)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["mixture"]))
+        # Averaged over the processes of a distributed run (as is val_loss): checkpointing, early
+        # stopping and the learning-rate schedule then decide alike on every rank.
+        size = len(batch["mixture"])
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_nb):
         outputs = self._outputs(batch)
         loss = self.loss_func(outputs, batch)["loss"]
         size = len(batch["mixture"])
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
         estimates, targets = outputs["estimates"], batch["targets"]
         if self.model.condition_kind == "none":
             estimates = match_to_references(estimates, targets)
@@ -180,6 +185,52 @@ class EpochLine(pl.Callback):
         left = elapsed / max(done, 1) * max(trainer.max_epochs - trainer.current_epoch - 1, 0)
         parts += [f"elapsed {_duration(elapsed)}", f"left ~{_duration(left)}"]
         print("  ".join(parts), file=self.stream or sys.stdout, flush=True)
+
+
+class ItemLog(pl.Callback):
+    """Records which training items each process trained on, epoch by epoch.
+
+    Appends one JSON line per epoch to ``<directory>/rank<global rank>.jsonl``:
+    ``{"epoch": 0, "rank": 1, "world_size": 2, "backend": "gloo", "keys": [...]}`` (backend
+    is None outside a distributed run). It shows that the processes of a distributed run see
+    disjoint parts of the data. Items must carry a ``key`` field: the index for
+    :class:`~asteroid_lass.data.QueryMixtureDataset`, the clip keys for
+    :class:`~asteroid_lass.data.shards.ShardedQueryMixtureDataset`. Recipes turn it on with
+    ``training.item_log: true`` (written to ``exp_dir/item_log/``).
+
+    Args:
+        directory: Where the per-rank files go.
+    """
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.keys: list = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self.keys = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if "key" not in batch:
+            raise ValueError(
+                "training.item_log needs items with a 'key' field; this training set's items "
+                f"have {sorted(batch)}."
+            )
+        self.keys.extend(batch["key"])
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        dist = torch.distributed
+        backend = dist.get_backend() if dist.is_available() and dist.is_initialized() else None
+        line = dict(
+            epoch=trainer.current_epoch,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            backend=backend,
+            keys=self.keys,
+        )
+        os.makedirs(self.directory, exist_ok=True)
+        path = os.path.join(self.directory, f"rank{trainer.global_rank}.jsonl")
+        with open(path, "a") as out:
+            out.write(json.dumps(line) + "\n")
 
 
 def _duration(seconds: float) -> str:

@@ -2,7 +2,7 @@
 
 import contextlib
 import os
-from typing import Iterator
+from typing import Iterator, Tuple
 
 import torch
 
@@ -48,3 +48,14 @@ class evaluation_mode:
         for module, training in self.modes.items():
             module.training = training
         return False
+
+
+def process_rank() -> Tuple[int, int]:
+    """``(rank, world_size)`` of this process in a distributed (DDP) run, ``(0, 1)`` outside one.
+
+    Read from ``torch.distributed`` once its process group is up (Lightning starts it before
+    any data is loaded). DataLoader workers forked from a rank see their parent's group.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1

@@ -197,6 +197,25 @@ class MixingSettings:
         """Select the epoch's random stream (the training System calls it)."""
         self.epoch = int(epoch)
 
+    @classmethod
+    def from_conf(cls, source, data: dict, seed: int = 0, **overrides):
+        """The dataset a recipe's ``data`` group describes (sample_rate, segment_seconds,
+        max_interferers, snr_low, snr_high, query_source, template_probability,
+        items_per_epoch), on ``source`` (a manifest, or shards for the sharded dataset)."""
+        settings = dict(
+            sample_rate=data["sample_rate"],
+            segment_seconds=data["segment_seconds"],
+            max_interferers=data["max_interferers"],
+            snr_range=(data["snr_low"], data["snr_high"]),
+            query_source=data.get("query_source", "label"),
+            template_probability=data.get("template_probability", 0.0),
+            seed=seed,
+        )
+        if data.get("items_per_epoch") is not None:  # else the dataset's own default
+            settings["items_per_epoch"] = data["items_per_epoch"]
+        settings.update(overrides)
+        return cls(source, **settings)
+
     def get_infos(self) -> dict:
         return corpus_infos(self.dataset_name)
 
@@ -223,7 +242,7 @@ class QueryMixtureDataset(MixingSettings, Dataset):
 
     Returns (per item):
         dict: ``mixture`` (1, time), ``targets`` (1, 1, time), ``conditions`` [query text]
-        (see :mod:`asteroid_lass.data.batch`).
+        (see :mod:`asteroid_lass.data.batch`), ``key``: the item's index.
     """
 
     dataset_name = "QueryMixtures"
@@ -259,24 +278,6 @@ class QueryMixtureDataset(MixingSettings, Dataset):
         self._durations = self.table["duration"].to_numpy(dtype=float)
         if not _any_disjoint_pair(self._labels):
             raise ValueError("No two clips in the manifest have disjoint labels: nothing to mix.")
-
-    @classmethod
-    def from_conf(cls, manifest, data: dict, seed: int = 0, **overrides) -> "QueryMixtureDataset":
-        """The dataset a recipe's ``data`` group describes (sample_rate, segment_seconds,
-        max_interferers, snr_low, snr_high, query_source, template_probability,
-        items_per_epoch)."""
-        settings = dict(
-            sample_rate=data["sample_rate"],
-            segment_seconds=data["segment_seconds"],
-            max_interferers=data["max_interferers"],
-            snr_range=(data["snr_low"], data["snr_high"]),
-            query_source=data.get("query_source", "label"),
-            template_probability=data.get("template_probability", 0.0),
-            items_per_epoch=data.get("items_per_epoch"),
-            seed=seed,
-        )
-        settings.update(overrides)
-        return cls(manifest, **settings)
 
     def __len__(self) -> int:
         return self.items_per_epoch
@@ -341,7 +342,7 @@ class QueryMixtureDataset(MixingSettings, Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         recipe = self.draw_recipe(rng)
         mixture, target = render(self.store, recipe, self.segment)
-        return separation_item(mixture, target[None], [recipe["query"]])
+        return separation_item(mixture, target[None], [recipe["query"]], key=int(index))
 
 
 def write_fixed_mixtures(

@@ -3,6 +3,9 @@
 A shard holds, per clip, ``<key>.flac`` (mono, at the model's sample rate) and ``<key>.json``
 (``{"labels": [...], "caption": "..."}``). :class:`ShardedQueryMixtureDataset` streams them and
 mixes clips from a pool, with the same mixing rules as :class:`QueryMixtureDataset`.
+
+In a distributed (DDP) run the shards are split by rank, then by DataLoader worker, so every
+process and worker reads its own shards: ``shards[rank::world_size][worker::num_workers]``.
 """
 
 import io
@@ -23,6 +26,7 @@ from .datasets import (
     random_offset,
 )
 from .manifest import label_key, load_manifest
+from ..utils import process_rank
 from .batch import separation_item
 from .mixing import mix
 
@@ -62,22 +66,31 @@ def write_shards(
     return sorted(os.path.join(out_dir, n) for n in os.listdir(out_dir) if n.startswith("shard-"))
 
 
-def iterate_shard_clips(shards: Sequence[str]) -> Iterator[Tuple[np.ndarray, int, dict]]:
-    """Yield (waveform, sample_rate, {"labels", "caption"}) from shards, in order.
+def iterate_shard_clips(
+    shards: Sequence[str], split: bool = True
+) -> Iterator[Tuple[np.ndarray, int, dict]]:
+    """Yield (waveform, sample_rate, {"labels", "caption", "key"}) from shards, in order.
 
-    Inside a DataLoader worker, each worker reads its own subset of the shards.
+    ``key`` is the clip's key in its shard.
+
+    Args:
+        shards: Shard paths (or URLs webdataset understands).
+        split: Read only this process's and this DataLoader worker's share of the shards
+            (webdataset's node then worker splitting); False reads every shard given.
     """
     import webdataset as wds
 
     pipeline = wds.WebDataset(
         list(shards),
         shardshuffle=False,
-        nodesplitter=wds.split_by_node,
-        workersplitter=wds.split_by_worker,
+        nodesplitter=wds.split_by_node if split else None,
+        workersplitter=wds.split_by_worker if split else None,
     )
     for sample in pipeline:
         wav, rate = sf.read(io.BytesIO(sample["flac"]), dtype="float32")
-        yield wav, int(rate), json.loads(sample["json"])
+        meta = json.loads(sample["json"])
+        meta["key"] = sample["__key__"]
+        yield wav, int(rate), meta
 
 
 class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
@@ -89,8 +102,14 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
         segment_seconds, max_interferers, snr_range, query_source, template_probability,
         templates: As :class:`QueryMixtureDataset`.
         pool_size: Clips held in memory to draw from (per worker).
-        items_per_epoch: Items yielded per pass (over all workers).
-        seed: Base seed; each worker and epoch gets its own stream.
+        items_per_epoch: Items yielded per pass, over all workers and processes. In a
+            distributed run every process yields ``items_per_epoch // world_size`` (the same
+            count on every rank, so that the ranks step together).
+        seed: Base seed; each process, worker and epoch gets its own stream.
+
+    Returns (per item):
+        dict: as :class:`QueryMixtureDataset`'s, plus ``key``: the clip keys of the target and
+        its interferers, joined by ``+``.
     """
 
     dataset_name = "QueryMixtures (sharded)"
@@ -128,10 +147,21 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
     def _crop(self, rng: np.random.Generator, clip: np.ndarray) -> np.ndarray:
         return crop(clip, random_offset(rng, clip.shape[0], self.segment), self.segment)
 
-    def _clips(self) -> Iterator[Tuple[np.ndarray, dict]]:
+    def stream_shards(self, rank: int, world_size: int, worker: int, n_workers: int) -> List[str]:
+        """The shards that ``worker`` of process ``rank`` reads (split by rank, then worker)."""
+        streams = world_size * n_workers
+        if len(self.shards) < streams:
+            raise ValueError(
+                f"{len(self.shards)} shards for {world_size} processes x {n_workers} DataLoader "
+                "workers: fewer shards than workers; write smaller shards (clips_per_shard) or "
+                "use fewer workers."
+            )
+        return self.shards[rank::world_size][worker::n_workers]
+
+    def _clips(self, shards: Sequence[str]) -> Iterator[Tuple[np.ndarray, dict]]:
         while True:  # cycle through the shards for as many items as an epoch needs
             produced = False
-            for wav, rate, meta in iterate_shard_clips(self.shards):
+            for wav, rate, meta in iterate_shard_clips(shards, split=False):
                 if rate != self.sample_rate:
                     raise ValueError(
                         f"Shard clips are at {rate} Hz, the dataset expects {self.sample_rate} Hz."
@@ -144,10 +174,13 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
     def __iter__(self):
         worker = get_worker_info()
         worker_id, n_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)
-        rng = np.random.default_rng([self.seed, self.epoch, worker_id])
-        n_items = self.items_per_epoch // n_workers + (worker_id < self.items_per_epoch % n_workers)
+        rank, world_size = process_rank()
+        clips = self._clips(self.stream_shards(rank, world_size, worker_id, n_workers))
+        # One random stream per (rank, worker); a single process keeps its worker's stream.
+        rng = np.random.default_rng([self.seed, self.epoch, rank * n_workers + worker_id])
+        rank_items = self.items_per_epoch // world_size
+        n_items = rank_items // n_workers + (worker_id < rank_items % n_workers)
         pool: List[Tuple[np.ndarray, dict]] = []
-        clips = self._clips()
         for clip in clips:
             pool.append(clip)
             if len(pool) >= self.pool_size:
@@ -183,7 +216,7 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
             return None
         count = min(int(rng.integers(1, self.max_interferers + 1)), len(candidates))
         chosen = rng.choice(candidates, size=count, replace=False)
-        interferers = [self._crop(rng, pool[i][0]) for i in chosen]
+        interferers = [self._crop(rng, pool[int(i)][0]) for i in chosen]
         snr_db = float(rng.uniform(*self.snr_range))
         mixture, target = mix(self._crop(rng, target_wav), interferers, snr_db, self.sample_rate)
         query = draw_query(
@@ -194,4 +227,5 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
             self.template_probability,
             self.templates,
         )
-        return separation_item(mixture, target[None], [query])
+        key = "+".join([target_meta["key"]] + [pool[int(i)][1]["key"] for i in chosen])
+        return separation_item(mixture, target[None], [query], key=key)

@@ -1,8 +1,8 @@
 """Training any separator of the package from a recipe's configuration.
 
 The conf groups read here: ``training`` (epochs, batch_size, precision, early_stop, seed,
-devices, num_nodes, gradient_clip), ``optim`` (lr, weight_decay, warmup_steps,
-half_lr_patience), ``objective`` (see :func:`asteroid_lass.losses.build_objective`) and
+devices, num_nodes, gradient_clip, and optionally accelerator and item_log), ``optim`` (lr,
+weight_decay, warmup_steps, half_lr_patience), ``objective`` (see :func:`asteroid_lass.losses.build_objective`) and
 ``data`` (num_workers).
 """
 
@@ -23,10 +23,12 @@ from ..losses import build_objective
 from ..models.base import Separator, save_model_file
 from ..system import (
     EpochLine,
+    ItemLog,
     SeparationSystem,
     make_optimizer_and_scheduler,
     training_precision,
 )
+from ..utils import process_rank
 from .config import save_conf
 
 #: Lightning warnings that say nothing a recipe's user can act on.
@@ -100,6 +102,42 @@ class _EpochTaggedSampler(Sampler):
                 yield (epoch, int(element))
 
 
+class RankBatches(Sampler):
+    """This process's share of a batch sampler's batches in a distributed run.
+
+    Lightning shards a map-style loader by injecting a ``DistributedSampler``, which it cannot
+    do into a custom batch sampler. ``batch_sampler`` must give the same batches in every
+    process (the package's are deterministic per seed and epoch); rank ``r`` of ``W`` takes
+    batches ``r, r + W, ...``, every rank as many (the last ``len % W`` batches of an epoch
+    are left out). Outside a distributed run it yields every batch.
+
+    Args:
+        batch_sampler: Yields lists of indices.
+        rank, world_size: This process's place; by default read from ``torch.distributed``
+            when batches are drawn (see :func:`asteroid_lass.utils.process_rank`).
+    """
+
+    def __init__(
+        self, batch_sampler: Sampler, rank: Optional[int] = None, world_size: Optional[int] = None
+    ):
+        if (rank is None) != (world_size is None):
+            raise ValueError("Give both rank and world_size, or neither.")
+        self.batch_sampler = batch_sampler
+        self.place = None if rank is None else (int(rank), int(world_size))
+
+    def _place(self):
+        return self.place or process_rank()
+
+    def __iter__(self) -> Iterator[list]:
+        rank, world_size = self._place()
+        batches = list(self.batch_sampler)
+        return iter(batches[rank : len(batches) // world_size * world_size : world_size])
+
+    def __len__(self) -> int:
+        # A TypeError from a batch sampler without a length tells Lightning there is none.
+        return len(self.batch_sampler) // self._place()[1]
+
+
 class GroupBatchSampler(Sampler):
     """Batches of consecutive indices that never mix groups, in a fixed order.
 
@@ -146,13 +184,15 @@ def make_loaders(
         train_batch_sampler, valid_batch_sampler: Batch samplers for datasets whose items
             cannot be batched freely (e.g. :class:`~asteroid_lass.data.PromptBatchSampler`
             for mixtures with different numbers of sources); they replace ``batch_size``,
-            shuffling and ``drop_last``.
+            shuffling and ``drop_last``. In a distributed run each process takes its share of
+            their batches (:class:`RankBatches`).
         collate_fn: Replaces :func:`~asteroid_lass.data.batch.collate_separation`.
     """
     workers = int(conf["data"].get("num_workers", 0))
     batch_size = conf["training"]["batch_size"]
     collate = collate_fn or collate_separation
     if train_batch_sampler is not None:
+        train_batch_sampler = RankBatches(train_batch_sampler)
         # Epoch-tagged indices reach every worker: persistent workers stay correct.
         if hasattr(train_set, "set_epoch"):
             train_set = EpochTagged(train_set)
@@ -181,7 +221,9 @@ def make_loaders(
     if valid_set is None:
         valid_loader = None
     elif valid_batch_sampler is not None:
-        valid_loader = DataLoader(valid_set, batch_sampler=valid_batch_sampler, **common)
+        valid_loader = DataLoader(
+            valid_set, batch_sampler=RankBatches(valid_batch_sampler), **common
+        )
     else:
         valid_loader = DataLoader(valid_set, batch_size=batch_size, shuffle=False, **common)
     return train_loader, valid_loader
@@ -218,6 +260,14 @@ def train(
         str: The path of ``best_model.pth``.
     """
     training = conf["training"]
+    devices, num_nodes = int(training["devices"]), int(training["num_nodes"])
+    distributed = devices > 1 or num_nodes > 1
+    if distributed and train_batch_sampler is None and valid_batch_sampler is not None:
+        # Lightning would shard the training loader but cannot shard the validation one.
+        raise ValueError(
+            "A distributed run with a valid_batch_sampler needs a train_batch_sampler too "
+            "(or neither)."
+        )
     pl.seed_everything(training["seed"], workers=True, verbose=False)
     os.makedirs(exp_dir, exist_ok=True)
     save_conf(conf, os.path.join(exp_dir, "conf.yml"))
@@ -249,22 +299,30 @@ def train(
     callbacks = [checkpoint, EpochLine()]
     if max_steps is not None:
         callbacks.append(_StopAfterSteps(max_steps))
+    if training.get("item_log"):
+        callbacks.append(ItemLog(os.path.join(exp_dir, "item_log")))
     if training.get("early_stop"):
         patience = int(training.get("early_stop_patience", 10))
         callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=patience))
-    devices, num_nodes = int(training["devices"]), int(training["num_nodes"])
-    distributed = devices > 1 or num_nodes > 1
+    accelerator = training.get("accelerator", "auto")
+    # torch's SyncBatchNorm runs on GPUs only; CPU processes keep per-process batch statistics
+    # (DDP still broadcasts rank 0's running statistics).
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     interactive = sys.stdout.isatty() and sys.stderr.isatty()
     with _quiet_lightning_info():
         trainer = pl.Trainer(
             max_epochs=training["epochs"],
             callbacks=callbacks,
             default_root_dir=exp_dir,
-            accelerator="auto",
+            # "cpu" runs DDP over CPU processes (gloo), e.g. to try a distributed set-up.
+            accelerator=accelerator,
             devices=devices,
             num_nodes=num_nodes,
             strategy="ddp" if distributed else "auto",
-            sync_batchnorm=distributed,
+            sync_batchnorm=distributed and on_gpu,
+            # Custom batch samplers are sharded by RankBatches (Lightning cannot inject a
+            # DistributedSampler into them); plain map-style loaders by Lightning.
+            use_distributed_sampler=train_batch_sampler is None,
             precision=training_precision(training["precision"]),
             gradient_clip_val=float(training.get("gradient_clip", 5.0)),
             log_every_n_steps=10,

@@ -3,12 +3,19 @@ convtasnet``, Asteroid's ConvTasNet on the same mixtures for the same number of 
 
 Writes ``exp_dir/{conf.yml,checkpoints/,best_k_models.json,best_model.pth}`` (and the same
 under ``exp_dir/convtasnet/`` for the baseline).
+
+``--train_shards DIR`` streams the training clips from WebDataset shards (``shard-*.tar``,
+see :func:`asteroid_lass.data.shards.write_shards`) instead of ``--train_manifest``.
+``--devices N [--num_nodes M]`` trains with DDP (see the README).
 """
 
+import glob
 import os
 
 from asteroid_lass.data import FixedMixtureDataset, QueryMixtureDataset
 from asteroid_lass.data.batch import BlindTargets
+from asteroid_lass.data.shards import ShardedQueryMixtureDataset
+from asteroid_lass.errors import LASSInputError
 from asteroid_lass.recipes.config import build_baseline, build_model, parse_recipe_args
 from asteroid_lass.recipes.training import train
 
@@ -20,15 +27,26 @@ def main(argv=None) -> None:
         __doc__,
         os.path.join(HERE, "local", "conf.yml"),
         extra=[
-            ("--train_manifest", dict(required=True)),
+            ("--train_manifest", dict(default="")),
+            ("--train_shards", dict(default="", help="A folder of shard-*.tar (WebDataset).")),
             ("--valid_csv", dict(required=True)),
             ("--exp_dir", dict(required=True)),
             ("--baseline", dict(default="", choices=["", "convtasnet"])),
         ],
         argv=argv,
     )
-    data = conf["data"]
-    train_set = QueryMixtureDataset.from_conf(args.train_manifest, data, conf["training"]["seed"])
+    data, seed = conf["data"], conf["training"]["seed"]
+    if bool(args.train_manifest) == bool(args.train_shards):
+        raise LASSInputError("Give one of --train_manifest CSV and --train_shards DIR.")
+    if args.train_shards and args.baseline:
+        raise LASSInputError("--baseline needs --train_manifest (not --train_shards).")
+    if args.train_shards:
+        shards = sorted(glob.glob(os.path.join(args.train_shards, "shard-*.tar")))
+        if not shards:
+            raise LASSInputError(f"--train_shards: no shard-*.tar in {args.train_shards}")
+        train_set = ShardedQueryMixtureDataset.from_conf(shards, data, seed)
+    else:
+        train_set = QueryMixtureDataset.from_conf(args.train_manifest, data, seed)
     valid_set = FixedMixtureDataset(args.valid_csv, sample_rate=data["sample_rate"])
     print(train(conf, build_model(conf), train_set, valid_set, args.exp_dir))
     if args.baseline == "convtasnet":
