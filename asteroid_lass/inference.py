@@ -12,6 +12,8 @@ are matched to the previous window's over their overlap before they are blended.
 import contextlib
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Sequence
 
@@ -23,7 +25,7 @@ from .audio import as_float_samples, raise_non_finite
 from .audio import resample as resample_wav
 from .errors import AudioFileError, LASSInputError, OutputExistsError, one_line, SeparationError
 from .losses import hungarian_assignment
-from .ranking import OutputPicker, separate_file_by_query
+from .ranking import OutputPicker
 from .utils import atomic_write, evaluation_mode
 
 # Samples of context (at the file's rate) read around each window when resampling, so that
@@ -668,3 +670,42 @@ class _BlockReader:
                     channels=True,
                 )
         return self.data[:, start - self.start : stop - self.start]
+
+
+def separate_file_by_query(
+    model, path: str, query, destinations: Sequence[str], **kwargs
+) -> List[str]:
+    """A blind model's outputs for ``query``, written to ``destinations`` (one per query).
+
+    Every blind output is first written to a temporary folder beside the destinations, and
+    ranked on its whole length; the picked outputs are then renamed into place together
+    (through :func:`~asteroid_lass.utils.atomic_write`) and the folder is removed, also when
+    the run fails or is interrupted.
+
+    Args:
+        model: A blind :class:`~asteroid_lass.models.base.Separator` with a query encoder.
+        path: Input audio file.
+        query: Texts or an :class:`AudioQuery` (see :class:`~asteroid_lass.ranking.OutputPicker`).
+        destinations: Output paths, one per query, already checked by the caller.
+        **kwargs: Passed to :func:`separate_file` (window, overlap,
+            resample, batch size, progress, ...), except ``query`` and ``output_dir``.
+
+    Returns:
+        list[str]: ``destinations``.
+    """
+    picker = OutputPicker.for_query(model, query, kwargs.pop("residual", False))
+    directory = os.path.dirname(os.path.abspath(destinations[0]))
+    os.makedirs(directory, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=".asteroid-lass-", suffix=".tmp", dir=directory)
+    try:
+        outputs = separate_file(model, path, output_dir=scratch, **kwargs)
+        best = picker.choose_in_files(outputs)
+        with contextlib.ExitStack() as stack:
+            temporaries = [stack.enter_context(atomic_write(d)) for d in destinations]
+            for position, (temporary, index) in enumerate(zip(temporaries, best)):
+                # An output picked by several queries is copied for all but the last.
+                keep = index in best[position + 1 :]
+                (shutil.copyfile if keep else os.replace)(outputs[index], temporary)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return list(destinations)

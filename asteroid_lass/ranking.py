@@ -20,9 +20,6 @@ and the rest deleted.
 """
 
 import contextlib
-import os
-import shutil
-import tempfile
 from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
@@ -31,10 +28,8 @@ import torch
 
 from .audio import as_float_samples
 from .errors import LASSInputError
-from .models.base import _as_name_list
-from .queries import AudioQuery, QueryEncoder
+from .queries import AudioQuery, QueryEncoder, as_name_list
 from .queries.clap import CLAP_AUDIO_SAMPLES, CLAP_SAMPLE_RATE
-from .utils import atomic_write
 
 #: Length of the pieces an output is embedded in: CLAP's input length (10 s).
 SEGMENT_SECONDS = CLAP_AUDIO_SAMPLES / CLAP_SAMPLE_RATE
@@ -56,7 +51,7 @@ class OutputPicker:
         elif isinstance(query, str) or (
             isinstance(query, (list, tuple)) and all(isinstance(q, str) for q in query)
         ):
-            embedding = encoder.embed_text(_as_name_list(query, "query"))
+            embedding = encoder.embed_text(as_name_list(query, "query"))
         else:
             raise LASSInputError(
                 "a blind model's query must be a text, a list of texts or an "
@@ -138,44 +133,3 @@ def embed_outputs(
 
 def _segment_samples(sample_rate: int) -> int:
     return max(1, int(round(SEGMENT_SECONDS * sample_rate)))
-
-
-def separate_file_by_query(
-    model, path: str, query, destinations: Sequence[str], **kwargs
-) -> List[str]:
-    """A blind model's outputs for ``query``, written to ``destinations`` (one per query).
-
-    Every blind output is first written to a temporary folder beside the destinations, and
-    ranked on its whole length; the picked outputs are then renamed into place together
-    (through :func:`~asteroid_lass.utils.atomic_write`) and the folder is removed, also when
-    the run fails or is interrupted.
-
-    Args:
-        model: A blind :class:`~asteroid_lass.models.base.Separator` with a query encoder.
-        path: Input audio file.
-        query: Texts or an :class:`AudioQuery` (see :class:`OutputPicker`).
-        destinations: Output paths, one per query, already checked by the caller.
-        **kwargs: Passed to :func:`~asteroid_lass.inference.separate_file` (window, overlap,
-            resample, batch size, progress, ...), except ``query`` and ``output_dir``.
-
-    Returns:
-        list[str]: ``destinations``.
-    """
-    from .inference import separate_file  # inference imports this module's callers
-
-    picker = OutputPicker.for_query(model, query, kwargs.pop("residual", False))
-    directory = os.path.dirname(os.path.abspath(destinations[0]))
-    os.makedirs(directory, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix=".asteroid-lass-", suffix=".tmp", dir=directory)
-    try:
-        outputs = separate_file(model, path, output_dir=scratch, **kwargs)
-        best = picker.choose_in_files(outputs)
-        with contextlib.ExitStack() as stack:
-            temporaries = [stack.enter_context(atomic_write(d)) for d in destinations]
-            for position, (temporary, index) in enumerate(zip(temporaries, best)):
-                # An output picked by several queries is copied for all but the last.
-                keep = index in best[position + 1 :]
-                (shutil.copyfile if keep else os.replace)(outputs[index], temporary)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return list(destinations)

@@ -45,7 +45,7 @@ from asteroid.models.base_models import BaseModel
 
 from ..audio import as_float_samples
 from ..errors import LASSInputError, ModelFileError, one_line, SeparationError
-from ..queries import AudioQuery, QueryEncoder, build_query_encoder
+from ..queries import AudioQuery, QueryEncoder, as_name_list, build_query_encoder
 from ..utils import atomic_write, evaluation_mode
 
 CONDITION_KINDS = ("embedding", "label", "prompt", "none")
@@ -185,7 +185,7 @@ class Separator(BaseModel):
 
     def vocabulary_indices(self, names: Union[str, Sequence[str]]) -> List[int]:
         """Indices of vocabulary names; an unknown name is an error listing the vocabulary."""
-        names = _as_name_list(names, "query")
+        names = as_name_list(names, "query")
         unknown = [name for name in names if name not in self.vocabulary]
         if unknown:
             raise LASSInputError(
@@ -456,7 +456,7 @@ class EmbeddingSeparator(Separator):
         if isinstance(query, str) or (
             isinstance(query, (list, tuple)) and all(isinstance(q, str) for q in query)
         ):
-            embedding = self.query_encoder.embed_text(_as_name_list(query, "query"))
+            embedding = self.query_encoder.embed_text(as_name_list(query, "query"))
         elif isinstance(query, AudioQuery):
             waveform = as_float_samples(query.waveform, "audio query")
             embedding = self.query_encoder.embed_audio(waveform, query.sample_rate)
@@ -497,18 +497,6 @@ def _as_input_shape(estimates: torch.Tensor, ndim: int) -> torch.Tensor:
     if ndim == 1:
         return estimates[0, :, 0]
     return estimates[:, :, 0] if ndim == 2 else estimates
-
-
-def _as_name_list(names: Union[str, Sequence[str]], argument: str) -> List[str]:
-    """A single name is one query, never iterated character by character."""
-    if isinstance(names, str):
-        names = [names]
-    if not isinstance(names, (list, tuple)) or not names:
-        raise LASSInputError(f"{argument} must be a name or a non-empty list of names.")
-    for name in names:
-        if not isinstance(name, str) or not name.strip():
-            raise LASSInputError(f"{argument} has an empty or non-text entry: {name!r}.")
-    return list(names)
 
 
 def _embedding_rows(query) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 from typing import Callable, Dict
 
-from .base import AudioQuery, QueryEncoder
+from .base import AudioQuery, QueryEncoder, as_name_list
 
 _ENCODERS: Dict[str, Callable[..., QueryEncoder]] = {}
 
@@ -60,4 +60,10 @@ def _spec_key(spec: dict) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in spec.items()))
 
 
-__all__ = ["AudioQuery", "QueryEncoder", "build_query_encoder", "register_query_encoder"]
+__all__ = [
+    "AudioQuery",
+    "QueryEncoder",
+    "as_name_list",
+    "build_query_encoder",
+    "register_query_encoder",
+]

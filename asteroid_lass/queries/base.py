@@ -6,6 +6,8 @@ from typing import Dict, List, Sequence, Union
 import numpy as np
 import torch
 
+from ..errors import LASSInputError
+
 
 @dataclass
 class AudioQuery:
@@ -80,3 +82,15 @@ class QueryEncoder:
     def to(self, device: Union[str, torch.device]) -> "QueryEncoder":
         """Move the encoder's network to ``device`` (embeddings are returned on the CPU)."""
         return self
+
+
+def as_name_list(names: Union[str, Sequence[str]], argument: str) -> List[str]:
+    """A single name is one query, never iterated character by character."""
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, (list, tuple)) or not names:
+        raise LASSInputError(f"{argument} must be a name or a non-empty list of names.")
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise LASSInputError(f"{argument} has an empty or non-text entry: {name!r}.")
+    return list(names)
