@@ -9,6 +9,7 @@ import os
 
 from asteroid_lass.data import FixedMixtureDataset, QueryMixtureDataset
 from asteroid_lass.data.batch import BlindTargets
+from asteroid_lass.recipes.adapt import resolve_auto
 from asteroid_lass.recipes.config import build_baseline, build_model, parse_recipe_args
 from asteroid_lass.recipes.training import train
 
@@ -27,6 +28,10 @@ def main(argv=None) -> None:
         ],
         argv=argv,
     )
+    # ``auto`` settings follow the training manifest; the conf saved with the model holds the
+    # numbers used.
+    conf, plan = resolve_auto(conf, args.train_manifest)
+    print(plan, flush=True)
     data = conf["data"]
     train_set = QueryMixtureDataset.from_conf(args.train_manifest, data, conf["training"]["seed"])
     valid_set = FixedMixtureDataset(args.valid_csv, sample_rate=data["sample_rate"])
