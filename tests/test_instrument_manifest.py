@@ -9,7 +9,13 @@ import pytest
 import soundfile as sf
 
 SCRIPT = os.path.join(
-    os.path.dirname(__file__), "..", "egs", "audioset", "lass", "local", "make_instrument_manifest.py"
+    os.path.dirname(__file__),
+    "..",
+    "egs",
+    "audioset",
+    "lass",
+    "local",
+    "make_instrument_manifest.py",
 )
 
 
@@ -73,9 +79,7 @@ def test_a_rendered_note_has_its_pitch_and_onset(tmp_path, script):
     events = [(0.0, 1, bytes([0xC0, 73]))]  # flute
     events += [(0.5, 2, bytes([0x90, 69, 100])), (1.5, 0, bytes([0x80, 69, 0]))]
     script.write_midi(str(tmp_path / "a.mid"), events)
-    audio = script.render(
-        str(tmp_path / "a.mid"), str(tmp_path / "a.wav"), script.SOUNDFONT, rate
-    )
+    audio = script.render(str(tmp_path / "a.mid"), str(tmp_path / "a.wav"), script.SOUNDFONT, rate)
     assert np.abs(audio[: int(0.45 * rate)]).max() < 1e-4  # silent before the note
     held = audio[int(0.7 * rate) : int(1.4 * rate)]
     spectrum = np.abs(np.fft.rfft(held * np.hanning(held.size)))
@@ -90,7 +94,9 @@ def test_rendered_manifest_loads_and_splits_differ(tmp_path, script):
 
     out = tmp_path / "instruments"
     args = ["--out", str(out), "--train_per_class", "2", "--test_per_class", "1"]
-    script.main(args + ["--seconds", "1.5", "--sample_rate", "16000", "--classes", "Cello,Drum kit"])
+    script.main(
+        args + ["--seconds", "1.5", "--sample_rate", "16000", "--classes", "Cello,Drum kit"]
+    )
     train, test = load_manifest(str(out / "train.csv")), load_manifest(str(out / "test.csv"))
     assert len(train) == 4 and len(test) == 2
     assert sorted(set(train["labels"])) == ["Cello", "Drum kit"]

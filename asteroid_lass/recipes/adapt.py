@@ -85,7 +85,7 @@ def summarize_manifest(csv_path: str) -> ManifestSummary:
         csv_path: A manifest CSV (see :mod:`asteroid_lass.data.manifest`).
     """
     table = load_manifest(csv_path, check_audio=False)
-    durations = pd.to_numeric(table["duration"], errors="coerce").to_numpy(dtype=float)
+    durations = np.array(pd.to_numeric(table["duration"], errors="coerce"), dtype=float)
     for row in np.flatnonzero(~np.isfinite(durations)):
         info = sf.info(table["path"].iat[row])
         durations[row] = info.frames / info.samplerate

@@ -34,8 +34,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import soundfile as sf
 
-from asteroid_lass.audio import write_audio_atomic
 from asteroid_lass.data import write_manifest
+from asteroid_lass.utils import atomic_write
 
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 APT_HINT = "apt-get install -y fluidsynth fluid-soundfont-gm"
@@ -139,12 +139,14 @@ def phrase(rng: np.random.Generator, instrument: Instrument, seconds: float) -> 
     span = len(scale) + 2  # about an octave and a third each side
     legato = rng.uniform(0.6, 1.0) if instrument.sustained else rng.uniform(0.85, 1.0)
     loudness = rng.uniform(55, 110)
-    time_s, degree = rng.uniform(0.0, 0.4), centre
+    time_s, degree, rested = rng.uniform(0.0, 0.4), centre, True
     while time_s < seconds:
         length = float(rng.choice(lengths, p=weights)) * beat
-        if rng.random() < 0.12:  # a rest
-            time_s += length
+        if not rested and rng.random() < 0.12:  # a short rest, never two in a row
+            time_s += min(length, beat)
+            rested = True
             continue
+        rested = False
         step = int(rng.choice([-3, -2, -1, -1, 0, 1, 1, 2, 3, 5, -5]))
         degree = int(
             np.clip(degree + step, max(centre - span, 0), min(centre + span, len(pitches) - 1))
@@ -322,11 +324,8 @@ def render_class(
         if peak < 1e-4:
             raise RuntimeError(f"{label} {split} clip {k} rendered silent; check the soundfont.")
         name = f"{slug(label)}_{k:04d}.wav"
-        write_audio_atomic(
-            os.path.join(out_dir, split, name),
-            (clip * levels[k] / peak).astype(np.float32),
-            sample_rate,
-        )
+        with atomic_write(os.path.join(out_dir, split, name)) as tmp_path:
+            sf.write(tmp_path, clip * levels[k] / peak, sample_rate, "PCM_16", format="WAV")
         rows.append(
             dict(
                 path=f"{split}/{name}",
