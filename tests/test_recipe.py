@@ -133,7 +133,7 @@ def test_auto_segment_and_best_checkpoint_reach_every_stage(recipe_run):
     best_k = json.load(open(os.path.join(exp_dir, "best_k_models.json")))
     best_path = max(best_k, key=best_k.get)
     assert best_k[best_path] == pytest.approx(scores.max(), abs=1e-5)
-    assert f"epoch={scores.idxmax()}-" in os.path.basename(best_path)
+    assert f"epoch={int(scores.idxmax())}-" in os.path.basename(best_path)
     checkpoint = torch.load(best_path, weights_only=False)["state_dict"]
     saved_model = torch.load(os.path.join(exp_dir, "best_model.pth"), weights_only=True)
     for name, tensor in saved_model["state_dict"].items():

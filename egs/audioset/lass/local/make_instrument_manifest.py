@@ -117,7 +117,7 @@ def _cc(channel: int, controller: int, value: int) -> bytes:
     return bytes([0xB0 | channel, controller, int(np.clip(value, 0, 127))])
 
 
-def _note(events: List[Event], channel: int, pitch: int, velocity: int, start, stop) -> None:
+def _note(events: List[Event], channel: int, pitch: int, velocity: float, start, stop) -> None:
     velocity = int(np.clip(velocity, 1, 127))
     events.append((start, 2, bytes([0x90 | channel, pitch, velocity])))
     events.append((stop, 0, bytes([0x80 | channel, pitch, 0])))
@@ -153,7 +153,7 @@ def phrase(rng: np.random.Generator, instrument: Instrument, seconds: float) -> 
         )
         chord = [degree]
         if rng.random() < instrument.chords:  # a third and maybe a fifth above, in the key
-            chord += [d for d in (degree + 2, degree + 4)[: int(rng.integers(1, 3))]]
+            chord += list((degree + 2, degree + 4)[: int(rng.integers(1, 3))])
         velocity = loudness + rng.normal(0, 8)
         for d in chord:
             if d < len(pitches):
