@@ -17,7 +17,7 @@ RECIPE = os.path.join(os.path.dirname(__file__), "..", "egs", "audioset", "lass"
 TINY_CONF = {
     "data": dict(
         sample_rate=8000,
-        segment_seconds=1.0,
+        segment_seconds="auto",  # 2.0 s on the built-in corpus
         max_interferers=1,
         snr_low=-5.0,
         snr_high=5.0,
@@ -43,7 +43,9 @@ TINY_CONF = {
         epochs=2,
         batch_size=4,
         precision="auto",
-        early_stop=False,
+        early_stop=True,  # patience 3: never stops a 2-epoch run
+        early_stop_patience=3,
+        monitor="val_si_sdri",
         seed=0,
         devices=1,
         num_nodes=1,
@@ -108,6 +110,34 @@ def test_training_prints_one_plain_line_per_epoch(recipe_run):
     assert len(lines) == 4, recipe_run["log"]
     assert all("train_loss" in l and "val_loss" in l and "left ~" in l for l in lines)
     assert "\r" not in recipe_run["log"]  # no progress bar when output is not a terminal
+    # Stages 1 and 2 state the same data plan: the segment follows the clips (3 to 6 s).
+    plans = [l for l in recipe_run["log"].splitlines() if l.startswith("data plan (48 clips, 12 ")]
+    assert len(plans) == 2 and plans[0] == plans[1], recipe_run["log"]
+    assert plans[0].endswith(
+        "segment_seconds 2.0 (auto), items_per_epoch 16 (conf), epochs 2 (conf), n_valid 4 (conf)"
+    )
+
+
+def test_auto_segment_and_best_checkpoint_reach_every_stage(recipe_run):
+    from asteroid_lass.data import FixedMixtureDataset
+
+    exp_dir, data_dir = recipe_run["exp_dir"], recipe_run["data_dir"]
+    for csv in ("valid.csv", "test.csv"):
+        item = FixedMixtureDataset(str(data_dir / "mixtures" / csv))[0]
+        assert item["mixture"].shape[-1] == 2 * 8000, csv
+    saved = yaml.safe_load(open(os.path.join(exp_dir, "conf.yml")))
+    assert saved["data"]["segment_seconds"] == 2.0  # the number, for the model card
+    # best_model.pth holds the weights of the epoch with the highest validation SI-SDRi.
+    logs = pd.read_csv(os.path.join(exp_dir, "logs", "version_0", "metrics.csv"))
+    scores = logs.dropna(subset=["val_si_sdri"]).set_index("epoch")["val_si_sdri"]
+    best_k = json.load(open(os.path.join(exp_dir, "best_k_models.json")))
+    best_path = max(best_k, key=best_k.get)
+    assert best_k[best_path] == pytest.approx(scores.max(), abs=1e-5)
+    assert f"epoch={int(scores.idxmax())}-" in os.path.basename(best_path)
+    checkpoint = torch.load(best_path, weights_only=False)["state_dict"]
+    saved_model = torch.load(os.path.join(exp_dir, "best_model.pth"), weights_only=True)
+    for name, tensor in saved_model["state_dict"].items():
+        assert torch.equal(tensor, checkpoint[f"model.{name}"]), name
 
 
 def test_recipe_writes_every_file_with_sane_values(recipe_run):

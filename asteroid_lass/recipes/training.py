@@ -1,7 +1,8 @@
 """Training any separator of the package from a recipe's configuration.
 
-The conf groups read here: ``training`` (epochs, batch_size, precision, early_stop, seed,
-devices, num_nodes, gradient_clip, and optionally accelerator and item_log), ``optim`` (lr,
+The conf groups read here: ``training`` (epochs, batch_size, precision, early_stop,
+early_stop_patience, monitor, seed, devices, num_nodes, gradient_clip, and optionally
+accelerator and item_log), ``optim`` (lr,
 weight_decay, warmup_steps, half_lr_patience), ``objective`` (see :func:`asteroid_lass.losses.build_objective`) and
 ``data`` (num_workers).
 """
@@ -43,6 +44,9 @@ QUIET_WARNINGS = (
     ".*`training_step` returned `None`.*",
     ".*sync_dist=True.*",
 )
+
+#: Logged metrics where higher is better (``training.monitor`` may name one).
+MAXIMISED_METRICS = ("val_si_sdri",)
 
 
 class EpochTagged(Dataset):
@@ -292,9 +296,11 @@ def train(
         config=conf,
     )
     checkpoint_dir = os.path.join(exp_dir, "checkpoints")
-    monitor = "val_loss" if valid_loader is not None else "train_loss"
+    # The best checkpoint (kept as best_model.pth) and early stopping follow one metric.
+    monitor = training.get("monitor", "val_loss") if valid_loader is not None else "train_loss"
+    mode = "max" if monitor in MAXIMISED_METRICS else "min"
     checkpoint = ModelCheckpoint(
-        checkpoint_dir, monitor=monitor, mode="min", save_top_k=3, save_last=True
+        checkpoint_dir, monitor=monitor, mode=mode, save_top_k=3, save_last=True
     )
     callbacks = [checkpoint, EpochLine()]
     if max_steps is not None:
@@ -303,7 +309,7 @@ def train(
         callbacks.append(ItemLog(os.path.join(exp_dir, "item_log")))
     if training.get("early_stop"):
         patience = int(training.get("early_stop_patience", 10))
-        callbacks.append(EarlyStopping(monitor=monitor, mode="min", patience=patience))
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=patience))
     accelerator = training.get("accelerator", "auto")
     # torch's SyncBatchNorm runs on GPUs only; CPU processes keep per-process batch statistics
     # (DDP still broadcasts rank 0's running statistics).

@@ -16,6 +16,7 @@ from asteroid_lass.data import FixedMixtureDataset, QueryMixtureDataset
 from asteroid_lass.data.batch import BlindTargets
 from asteroid_lass.data.shards import ShardedQueryMixtureDataset
 from asteroid_lass.errors import LASSInputError
+from asteroid_lass.recipes.adapt import auto_settings, resolve_auto
 from asteroid_lass.recipes.config import build_baseline, build_model, parse_recipe_args
 from asteroid_lass.recipes.training import train
 
@@ -35,12 +36,22 @@ def main(argv=None) -> None:
         ],
         argv=argv,
     )
-    data, seed = conf["data"], conf["training"]["seed"]
     if bool(args.train_manifest) == bool(args.train_shards):
         raise LASSInputError("Give one of --train_manifest CSV and --train_shards DIR.")
     if args.train_shards and args.baseline:
         raise LASSInputError("--baseline needs --train_manifest (not --train_shards).")
+    if args.train_manifest:
+        # ``auto`` settings follow the training manifest; the conf saved with the model holds
+        # the numbers used.
+        conf, plan = resolve_auto(conf, args.train_manifest)
+        print(plan, flush=True)
+    data, seed = conf["data"], conf["training"]["seed"]
     if args.train_shards:
+        if auto_settings(conf):
+            raise LASSInputError(
+                f"--train_shards: {', '.join(auto_settings(conf))} are 'auto', which follow a "
+                "training manifest; give them numbers in the conf."
+            )
         shards = sorted(glob.glob(os.path.join(args.train_shards, "shard-*.tar")))
         if not shards:
             raise LASSInputError(f"--train_shards: no shard-*.tar in {args.train_shards}")

@@ -16,6 +16,7 @@ from asteroid_lass.data.manifest import check_split_leakage
 from asteroid_lass.data.audioset import prepare_audioset
 from asteroid_lass.data.synth import make_corpus
 from asteroid_lass.errors import LASSInputError
+from asteroid_lass.recipes.adapt import resolve_auto
 from asteroid_lass.recipes.config import parse_recipe_args
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -68,6 +69,10 @@ def make_manifests(conf: dict, args) -> None:
 
 def make_mixture_lists(conf: dict, args) -> None:
     """Stage 1: ``valid.csv`` and ``test.csv`` mixtures from the held-out clips."""
+    # Segment length and validation size may follow the training clips (``auto``), as
+    # train.py derives them.
+    conf, plan = resolve_auto(conf, os.path.join(args.data_dir, "train.csv"))
+    print(plan, flush=True)
     held_out = os.path.abspath(os.path.join(args.data_dir, "test.csv"))
     mixtures_dir = os.path.join(args.data_dir, "mixtures")
     os.makedirs(mixtures_dir, exist_ok=True)

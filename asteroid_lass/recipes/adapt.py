@@ -1,0 +1,190 @@
+"""Recipe settings that follow the data they are given.
+
+A conf value ``auto`` for ``data.segment_seconds``, ``data.items_per_epoch``, ``data.n_valid``
+or ``training.epochs`` is derived from the training manifest (its clip count, classes and clip
+lengths) by :func:`adapted_settings`; any other value is kept as the conf states it. The rule
+reproduces the built-in default run exactly (12 classes x 40 clips of 3 to 6 s at batch size
+8: 2 s segments, 512 mixtures per epoch, 24 epochs, 48 validation mixtures):
+
+- ``segment_seconds``: 2 s, or less when a tenth of the clips are shorter (the 10th
+  percentile of clip lengths, rounded down to 0.25 s, at least 0.5 s), so that segments are
+  rarely padded with silence;
+- ``items_per_epoch``: one mixture per training clip (each clip is the target about once per
+  epoch), rounded up to whole blocks of 64 mixtures (and of whole batches);
+- ``epochs``: the built-in run's amount of training, 24,576 s of mixtures (24 x 512 x 2 s),
+  whatever the clip count and segment length (so about the same training time), but at
+  least 4 and at most 96 passes over the clips;
+- ``n_valid``: 4 validation mixtures per class, between 48 and 512.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from ..data.manifest import label_key, load_manifest
+from ..errors import LASSInputError
+
+#: The value that asks for a setting derived from the data.
+AUTO = "auto"
+#: The settings that may be ``auto``: (conf group, key).
+ADAPTIVE_KEYS = (
+    ("data", "segment_seconds"),
+    ("data", "items_per_epoch"),
+    ("training", "epochs"),
+    ("data", "n_valid"),
+)
+#: Longest segment: the built-in run's, sized for a 2-core CPU.
+MAX_SEGMENT_SECONDS = 2.0
+MIN_SEGMENT_SECONDS = 0.5
+SEGMENT_STEP_SECONDS = 0.25
+#: The share of clips allowed to be shorter than a segment.
+SHORT_CLIP_QUANTILE = 0.1
+#: Seconds of mixtures a training run sees: the built-in default run's 24 x 512 x 2 s.
+TRAINING_SECONDS = 24 * 512 * MAX_SEGMENT_SECONDS
+EPOCH_RANGE = (4, 96)
+ITEM_BLOCK = 64
+VALID_PER_CLASS = 4
+VALID_RANGE = (48, 512)
+
+
+@dataclass
+class ManifestSummary:
+    """What the rule reads from a training manifest.
+
+    Attributes:
+        n_clips: Rows of the manifest.
+        n_classes: Distinct labels (a multi-label clip counts for each of its labels).
+        durations: Every clip's length in seconds.
+    """
+
+    n_clips: int
+    n_classes: int
+    durations: np.ndarray
+
+    def describe(self) -> str:
+        """``480 clips, 12 classes, 36 min, clips 3.0-6.0 s``."""
+        total = float(self.durations.sum())
+        amount = f"{total / 3600:.1f} h" if total >= 3600 else f"{total / 60:.0f} min"
+        return (
+            f"{self.n_clips} clips, {self.n_classes} classes, {amount}, clips "
+            f"{self.durations.min():.1f}-{self.durations.max():.1f} s"
+        )
+
+
+def summarize_manifest(csv_path: str) -> ManifestSummary:
+    """Clip count, class count and clip lengths of a manifest.
+
+    Lengths come from the ``duration`` column; a clip without one is measured from its
+    file's header.
+
+    Args:
+        csv_path: A manifest CSV (see :mod:`asteroid_lass.data.manifest`).
+    """
+    table = load_manifest(csv_path, check_audio=False)
+    durations = np.array(pd.to_numeric(table["duration"], errors="coerce"), dtype=float)
+    for row in np.flatnonzero(~np.isfinite(durations)):
+        info = sf.info(table["path"].iat[row])
+        durations[row] = info.frames / info.samplerate
+    classes = {label_key(label) for labels in table["label_list"] for label in labels}
+    return ManifestSummary(n_clips=len(table), n_classes=len(classes), durations=durations)
+
+
+def _clamp(value, low, high):
+    return max(low, min(high, value))
+
+
+def adapted_settings(
+    n_clips: int, n_classes: int, durations: Sequence[float], batch_size: int
+) -> Dict[str, float]:
+    """The rule of this module's docstring.
+
+    Args:
+        n_clips: Training clips.
+        n_classes: Distinct training labels.
+        durations: Training clip lengths in seconds.
+        batch_size: Mixtures per training step.
+
+    Returns:
+        dict: ``segment_seconds`` (float), ``items_per_epoch``, ``epochs`` and ``n_valid``
+        (int).
+    """
+    if n_clips < 1 or n_classes < 1 or len(durations) == 0:
+        raise ValueError(
+            f"the training manifest must have clips and labels, got {n_clips} clips, "
+            f"{n_classes} classes, {len(durations)} durations."
+        )
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    short_clip = float(np.quantile(np.asarray(durations, dtype=float), SHORT_CLIP_QUANTILE))
+    steps = math.floor(short_clip / SEGMENT_STEP_SECONDS + 1e-9)
+    segment = _clamp(steps * SEGMENT_STEP_SECONDS, MIN_SEGMENT_SECONDS, MAX_SEGMENT_SECONDS)
+    block = int(batch_size) * math.ceil(ITEM_BLOCK / int(batch_size))
+    items = block * math.ceil(n_clips / block)
+    # 1e-9: the built-in run's 24 x 512 x 2 s must give exactly 24, not 25.
+    epochs = _clamp(math.ceil(TRAINING_SECONDS / (items * segment) - 1e-9), *EPOCH_RANGE)
+    n_valid = _clamp(VALID_PER_CLASS * n_classes, *VALID_RANGE)
+    return dict(segment_seconds=segment, items_per_epoch=items, epochs=epochs, n_valid=n_valid)
+
+
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value.strip().lower() == AUTO
+
+
+def auto_settings(conf: dict) -> List[str]:
+    """The ``group.key`` names of the settings the conf leaves ``auto``."""
+    return [f"{g}.{k}" for g, k in ADAPTIVE_KEYS if _is_auto(conf.get(g, {}).get(k))]
+
+
+def _explicit(group: str, key: str, value):
+    """A conf value that is not ``auto``; numbers given on the command line over an ``auto``
+    default arrive as strings."""
+    kind = float if key == "segment_seconds" else int
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise LASSInputError(
+            f"{group}.{key} must be a number or {AUTO!r}, got {value!r}."
+        ) from None
+
+
+def resolve_auto(conf: dict, train_manifest: str) -> Tuple[dict, str]:
+    """The conf with its ``auto`` settings derived from the training manifest.
+
+    Args:
+        conf: A recipe configuration (``data``, ``training`` groups).
+        train_manifest: The training manifest CSV the settings are derived from.
+
+    Returns:
+        (conf, line): a copy of the conf with numbers in place of ``auto``, and one line
+        stating the four settings and where each comes from, e.g. ``data plan (480 clips, 12
+        classes, 36 min, clips 3.0-6.0 s): segment_seconds 2.0 (auto), items_per_epoch 512
+        (auto), epochs 24 (auto), n_valid 48 (auto)``.
+    """
+    conf = {group: dict(values) for group, values in conf.items()}
+    summary: Optional[ManifestSummary] = None
+    if any(_is_auto(conf[group].get(key)) for group, key in ADAPTIVE_KEYS):
+        summary = summarize_manifest(train_manifest)
+        derived = adapted_settings(
+            summary.n_clips,
+            summary.n_classes,
+            summary.durations,
+            conf["training"]["batch_size"],
+        )
+    parts = []
+    for group, key in ADAPTIVE_KEYS:
+        value = conf[group].get(key)
+        if value is None:  # a conf without the key: the code's own default applies
+            continue
+        if _is_auto(value):
+            conf[group][key] = derived[key]
+            source = AUTO
+        else:
+            conf[group][key] = _explicit(group, key, value)
+            source = "conf"
+        parts.append(f"{key} {conf[group][key]} ({source})")
+    head = f"data plan ({summary.describe()})" if summary is not None else "data plan"
+    return conf, f"{head}: " + ", ".join(parts)

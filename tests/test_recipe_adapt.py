@@ -1,0 +1,172 @@
+"""Recipe settings derived from the training manifest (``auto``), and the monitored metric that
+chooses the best checkpoint and stops training early."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+
+from asteroid_lass.errors import LASSInputError
+from asteroid_lass.recipes.adapt import adapted_settings, resolve_auto, summarize_manifest
+
+# What the built-in default run used before the settings became ``auto``.
+BUILT_IN_RUN = dict(segment_seconds=2.0, items_per_epoch=512, epochs=24, n_valid=48)
+
+
+def test_built_in_corpus_keeps_the_default_runs_values():
+    # 12 classes x 40 clips of 3 to 6 s (synth.make_corpus's range), batch size 8.
+    durations = np.random.default_rng(0).uniform(3.0, 6.0, 480)
+    assert adapted_settings(480, 12, durations, batch_size=8) == BUILT_IN_RUN
+    # The rendered instrument manifest: 12 classes x 40 clips of 5 s.
+    assert adapted_settings(480, 12, [5.0] * 480, batch_size=8) == BUILT_IN_RUN
+
+
+@pytest.mark.parametrize(
+    "n_clips, n_classes, durations, batch_size, expected",
+    [
+        # Few clips of 1 s: 1 s segments, 2 blocks of 64, 24576 / (128 * 1) = 192 -> 96 epochs.
+        (100, 3, [1.0] * 100, 8, (1.0, 128, 96, 48)),
+        # AudioSet-like: 10 s clips, 20,000 of them, 527 classes: at least 4 passes.
+        (20000, 527, [10.0] * 20000, 8, (2.0, 20032, 4, 512)),
+        # 2,000 clips of 4 s: 2048 items, 24576 / (2048 * 2) = 6 epochs; 30 classes -> 120.
+        (2000, 30, [4.0] * 2000, 8, (2.0, 2048, 6, 120)),
+        # 1,500 clips: 1536 items, 24576 / 3072 = 8 epochs; batch 48 makes blocks of 96.
+        (1500, 12, [4.0] * 1500, 48, (2.0, 1536, 8, 48)),
+        # An eighth of the clips of 0.9 s: 0.75 s segments, 24576 / (512 * 0.75) = 64.
+        (480, 12, [0.9] * 60 + [3.0] * 420, 8, (0.75, 512, 64, 48)),
+        # Very short clips: never below 0.5 s.
+        (64, 2, [0.2] * 64, 8, (0.5, 64, 96, 48)),
+    ],
+)
+def test_rule_on_other_collections(n_clips, n_classes, durations, batch_size, expected):
+    settings = adapted_settings(n_clips, n_classes, durations, batch_size)
+    keys = ("segment_seconds", "items_per_epoch", "epochs", "n_valid")
+    assert tuple(settings[k] for k in keys) == expected
+    assert settings["items_per_epoch"] % batch_size == 0  # whole batches
+
+
+def test_rule_rejects_an_empty_collection():
+    with pytest.raises(ValueError, match="clips"):
+        adapted_settings(0, 0, [], 8)
+    with pytest.raises(ValueError, match="batch_size"):
+        adapted_settings(10, 2, [1.0] * 10, 0)
+
+
+def _manifest(folder, rows):
+    """rows: (name, labels, seconds, duration column or None); 1 kHz files."""
+    records = []
+    for name, labels, seconds, column in rows:
+        sf.write(str(folder / name), np.zeros(int(seconds * 1000), dtype="float32"), 1000)
+        records.append(dict(path=name, labels=labels, duration=column))
+    path = folder / "train.csv"
+    pd.DataFrame(records).to_csv(path, index=False)
+    return str(path)
+
+
+def test_summary_counts_labels_and_measures_clips_without_a_duration(tmp_path):
+    path = _manifest(
+        tmp_path,
+        [
+            ("a.wav", "Dog;Bark", 1.0, 1.0),
+            ("b.wav", "dog", 2.5, None),  # same class as "Dog"; length from the header
+            ("c.wav", "Cello", 0.5, 4.0),  # the column wins over the file (not re-read)
+        ],
+    )
+    summary = summarize_manifest(path)
+    assert summary.n_clips == 3 and summary.n_classes == 3  # dog, bark, cello
+    assert summary.durations.tolist() == [1.0, 2.5, 4.0]
+    assert summary.describe() == "3 clips, 3 classes, 0 min, clips 1.0-4.0 s"
+
+
+def test_resolve_auto_replaces_only_auto_values_and_states_all(tmp_path):
+    path = _manifest(tmp_path, [(f"{k}.wav", f"class {k % 3}", 1.0, 1.0) for k in range(70)])
+    conf = dict(
+        data=dict(segment_seconds="auto", items_per_epoch="AUTO", n_valid=10, sample_rate=1000),
+        training=dict(epochs="30", batch_size=8),  # a number given on the command line
+    )
+    resolved, line = resolve_auto(conf, path)
+    assert resolved["data"] == dict(
+        segment_seconds=1.0, items_per_epoch=128, n_valid=10, sample_rate=1000
+    )
+    assert resolved["training"] == dict(epochs=30, batch_size=8)
+    assert conf["data"]["segment_seconds"] == "auto"  # the caller's conf is left alone
+    assert line == (
+        "data plan (70 clips, 3 classes, 1 min, clips 1.0-1.0 s): segment_seconds 1.0 (auto), "
+        "items_per_epoch 128 (auto), epochs 30 (conf), n_valid 10 (conf)"
+    )
+    with pytest.raises(LASSInputError, match="training.epochs must be a number or 'auto'"):
+        resolve_auto(dict(conf, training=dict(epochs="many", batch_size=8)), path)
+
+
+def test_resolve_without_auto_does_not_read_the_manifest(tmp_path):
+    conf = dict(
+        data=dict(segment_seconds=1.5, items_per_epoch=64, n_valid=4),
+        training=dict(epochs=2, batch_size=8),
+    )
+    resolved, line = resolve_auto(conf, str(tmp_path / "absent.csv"))
+    assert resolved == conf
+    assert line == (
+        "data plan: segment_seconds 1.5 (conf), items_per_epoch 64 (conf), epochs 2 (conf), "
+        "n_valid 4 (conf)"
+    )
+
+
+def test_early_stopping_on_a_maximised_metric_keeps_the_best_checkpoint(tmp_path):
+    """With lr 0 and frozen BatchNorm statistics nothing changes, so val_si_sdri never
+    improves after the first epoch: patience 1 stops after epoch 2 of 5."""
+    from asteroid_lass import LASSResUNet
+    from asteroid_lass.data import FixedMixtureDataset, QueryMixtureDataset, write_fixed_mixtures
+    from asteroid_lass.data.synth import make_corpus
+    from asteroid_lass.recipes.training import train
+
+    manifest = make_corpus(str(tmp_path / "data"), 2, 8000, (1.0, 1.0), classes=["Siren", "Bell"])
+    data = dict(
+        sample_rate=8000,
+        segment_seconds=0.5,
+        max_interferers=1,
+        snr_low=0.0,
+        snr_high=0.0,
+        items_per_epoch=4,
+        num_workers=0,
+    )
+    sampler = QueryMixtureDataset.from_conf(manifest, data)
+    valid_csv = str(tmp_path / "valid.csv")
+    write_fixed_mixtures(sampler, valid_csv, 4, seed=1)
+    conf = dict(
+        data=data,
+        objective=dict(objective="waveform", loss="neg_snr", assignment="fixed"),
+        training=dict(
+            epochs=5,
+            batch_size=2,
+            precision="32",
+            early_stop=True,
+            early_stop_patience=1,
+            monitor="val_si_sdri",
+            seed=0,
+            devices=1,
+            num_nodes=1,
+        ),
+        optim=dict(lr=0.0, weight_decay=0.0, warmup_steps=0, half_lr_patience=None),
+    )
+    torch.manual_seed(0)
+    model = LASSResUNet(
+        sample_rate=8000,
+        n_fft=256,
+        hop_length=80,
+        channels="tiny",
+        bn_momentum=0.0,
+        condition_dim=384,
+        query_encoder={"name": "sentence"},
+    )
+    exp_dir = str(tmp_path / "exp")
+    train(conf, model, sampler, FixedMixtureDataset(valid_csv), exp_dir)
+    last = torch.load(os.path.join(exp_dir, "checkpoints", "last.ckpt"), weights_only=False)
+    assert last["epoch"] == 1  # stopped after the second epoch
+    best_k = json.load(open(os.path.join(exp_dir, "best_k_models.json")))
+    # Two equal scores, both kept: the first one reached stays the best.
+    assert len(best_k) == 2 and len(set(best_k.values())) == 1
+    assert np.isfinite(list(best_k.values())[0])
