@@ -49,17 +49,25 @@ def tones(batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- equivariance
 @pytest.mark.parametrize(
-    "slot_update, slot_init, length",
+    "slot_update, slot_init, length, sees_mixture",
     [
-        ("transformer", "queries", 500),
-        ("slot_attention", "queries", 333),
-        ("transformer", "gaussian", 499),
-        ("slot_attention", "gaussian", 500),
+        ("transformer", "queries", 500, False),
+        ("slot_attention", "queries", 333, False),
+        ("transformer", "gaussian", 499, False),
+        ("slot_attention", "gaussian", 500, False),
+        ("transformer", "queries", 500, True),
     ],
 )
-def test_permuting_the_initial_slots_permutes_the_outputs(slot_update, slot_init, length):
+def test_permuting_the_initial_slots_permutes_the_outputs(
+    slot_update, slot_init, length, sees_mixture
+):
     n_slots = 4
-    model = tiny(slot_update=slot_update, slot_init=slot_init, n_slots=n_slots).eval()
+    model = tiny(
+        slot_update=slot_update,
+        slot_init=slot_init,
+        n_slots=n_slots,
+        decoder_sees_mixture=sees_mixture,
+    ).eval()
     mixture = torch.randn(2, 1, length, generator=torch.Generator().manual_seed(1))
     init = model.initial_slots(2)
     perm = torch.tensor([2, 0, 3, 1])
@@ -372,3 +380,24 @@ def test_default_size():
     decoder = (d * w + w) + fourier * w + 2 * (w * w + w) + (w + 1)
     expected = (n_freq * d + d) + encoder + 2 * d + slot_reader + decoder
     assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_a_decoder_that_sees_the_mixture_masks_its_magnitude(tmp_path):
+    model = tiny(n_slots=3, decoder_sees_mixture=True).eval()
+    mixture = tones(2, 500, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        out = model.training_outputs(mixture)
+    mixture_magnitude = out["mixture_magnitude"][:, None]
+    # A mask in [0, 1] on the mixture: never above it, zero where the mixture is silent.
+    assert (out["magnitudes"] <= mixture_magnitude * (1 + 1e-6)).all()
+    assert (out["magnitudes"] >= 0).all()
+    silent = torch.zeros(1, 1, 500)
+    with torch.no_grad():
+        assert model(silent).abs().max() == 0
+    # The option is part of the model's arguments, so a saved model rebuilds with it.
+    path = str(tmp_path / "slots.pth")
+    torch.save(model.serialize(), path)
+    reloaded = AudioSlots.from_pretrained(path)
+    assert reloaded.decoder_sees_mixture
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(mixture), model(mixture))
