@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # AudioSlots (blind separation as set prediction) on LibriMix or the built-in talkers, against
 # Asteroid's ConvTasNet with PIT trained on the same mixtures for the same number of steps.
-#   ./run.sh                              # stages 0-4 on built-in talkers (CPU, ~20 min)
+#   ./run.sh                              # stages 0-4 on built-in talkers (CPU, ~8 min)
 #   ./run.sh --librimix_dir /data/Libri2Mix/wav8k/min/metadata --conf local/conf_librimix.yml
 #   ./run.sh --stage 3 --tag mine         # evaluation and publishing of exp/mine
 # Every setting lives in local/conf.yml (--conf FILE for another; n_src, task, subsets and
