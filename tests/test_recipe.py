@@ -2,7 +2,6 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 import yaml
 from conftest import small_corpus
+from recipe_tools import run_checked
 
 RECIPE = os.path.join(os.path.dirname(__file__), "..", "egs", "audioset", "lass")
 
@@ -71,20 +71,13 @@ TINY_CONF = {
 }
 
 
-def _run(args, cwd):
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 @pytest.fixture(scope="module")
 def recipe_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("recipe")
     conf = root / "tiny.yml"
     conf.write_text(yaml.safe_dump(TINY_CONF))
     data_dir, exp_dir = root / "data", str(root / "exp")
-    result = _run(
+    result = run_checked(
         [
             "bash",
             "run.sh",
@@ -236,7 +229,7 @@ def test_interrupted_training_resumes_from_its_checkpoint(recipe_run):
     before = torch.load(os.path.join(exp_dir, "checkpoints", "last.ckpt"), weights_only=False)
     assert before["epoch"] == 1  # the run stopped after epoch index 1 (2 epochs)
     data_dir = recipe_run["data_dir"]
-    _run(
+    run_checked(
         [
             sys.executable,
             "train.py",
@@ -269,7 +262,7 @@ def test_stage0_takes_a_users_manifests_from_another_folder(tmp_path):
     test = small_corpus(own, ["Siren", "Drum"], 1, split="test")
     data_dir = tmp_path / "recipe_data"
     (tmp_path / "tiny.yml").write_text(yaml.safe_dump(TINY_CONF))
-    _run(
+    run_checked(
         [
             sys.executable,
             "local/prepare_data.py",

@@ -3,7 +3,6 @@ table, equal training budgets, and the published model through the ``asteroid-la
 
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from recipe_tools import run_checked
 
 RECIPE = os.path.join(os.path.dirname(__file__), "..", "egs", "musdb18", "metatasnet")
 STEMS = ["drums", "bass", "other", "vocals"]
@@ -85,13 +85,6 @@ TINY_CONF = {
 }
 
 
-def _run(args, cwd):
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 @pytest.mark.recipe
 def test_musdb18_metatasnet_recipe_end_to_end(tmp_path):
     import museval
@@ -111,7 +104,7 @@ def test_musdb18_metatasnet_recipe_end_to_end(tmp_path):
         "--python_path",
         sys.executable,
     ]
-    log = _run(run, cwd=RECIPE).stdout
+    log = run_checked(run, cwd=RECIPE).stdout
     for stage in ["Stage 0", "Stage 1", "Stage 2", "Stage 3"]:
         assert stage in log, log
 
@@ -177,7 +170,7 @@ def test_musdb18_metatasnet_recipe_end_to_end(tmp_path):
     card = (exp_dir / "publish_dir" / "README.md").read_text()
     assert "sisec_sdr" in card and "Model weights: MIT" in card
     out_dir = tmp_path / "separated"
-    result = _run(
+    result = run_checked(
         [
             os.path.join(os.path.dirname(sys.executable), "asteroid-lass"),
             "separate",

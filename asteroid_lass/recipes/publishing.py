@@ -1,15 +1,19 @@
 """A publishable model (Asteroid's ``save_publishable`` layout) and its model card."""
 
+import argparse
 import contextlib
 import io
 import json
 import os
+from typing import Optional, Sequence
 
 import torch
 import yaml
 from asteroid.models.publisher import save_publishable
 
+from ..errors import LASSInputError
 from ..utils import atomic_write
+from .config import read_conf
 from .evaluation import markdown_table
 
 #: The conf's ``publish`` group: ``license`` (SPDX id of the weights' licence), ``data_license``
@@ -89,3 +93,41 @@ def model_card(model_dict: dict, references: dict, conf: dict, extra: str = "") 
         f"{settings.get('data_license', settings['license'])}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def publish_stage(
+    description: str,
+    results: str = "eval",
+    card_section: Optional[str] = None,
+    section_heading: str = "",
+    argv: Optional[Sequence[str]] = None,
+) -> str:
+    """A recipe's publishing stage: ``--exp_dir DIR``, the conf training wrote there, then
+    :func:`publish`; prints where the model, its card and the results are.
+
+    Args:
+        description: The stage's help text (the recipe script's docstring).
+        results: What to point the user to, relative to the experiment folder.
+        card_section: A Markdown file of stage 3, relative to the experiment folder, added to
+            the model card under ``section_heading``.
+        section_heading: Heading line(s) put before ``card_section``'s text.
+        argv: Command-line arguments (default: ``sys.argv``).
+
+    Returns:
+        str: The published model's path.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--exp_dir", required=True)
+    exp_dir = parser.parse_args(argv).exp_dir
+    extra = ""
+    if card_section is not None:
+        section_path = os.path.join(exp_dir, card_section)
+        if not os.path.isfile(section_path):
+            raise LASSInputError(f"{section_path} not found: run the evaluation stage first.")
+        with open(section_path) as section:
+            extra = section_heading + section.read()
+    model_path = publish(exp_dir, read_conf(os.path.join(exp_dir, "conf.yml")), extra)
+    print(f"Model:       {model_path}")
+    print(f"Model card:  {os.path.join(os.path.dirname(model_path), 'README.md')}")
+    print(f"Results:     {os.path.join(exp_dir, results)}")
+    return model_path

@@ -3,22 +3,7 @@
 The conf is the one training wrote to ``exp_dir/conf.yml``: what the model was trained with.
 """
 
-import argparse
-import os
-
-from asteroid_lass.recipes.config import read_conf
-from asteroid_lass.recipes.publishing import publish
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--exp_dir", required=True)
-    args = parser.parse_args(argv)
-    model_path = publish(args.exp_dir, read_conf(os.path.join(args.exp_dir, "conf.yml")))
-    print(f"Model:       {model_path}")
-    print(f"Model card:  {os.path.join(os.path.dirname(model_path), 'README.md')}")
-    print(f"Metrics:     {os.path.join(args.exp_dir, 'eval')}")
-
+from asteroid_lass.recipes.publishing import publish_stage
 
 if __name__ == "__main__":
-    main()
+    publish_stage(__doc__)
