@@ -29,26 +29,51 @@ def warmup_factor(step: int, warmup_steps: int) -> float:
     return (0.001, 0.01, 0.1, 1.0)[min(step // warmup_steps, 3)]
 
 
+def schedule_factor(
+    step: int, warmup_steps: int, decay_steps: Optional[int] = None, final_factor: float = 0.01
+) -> float:
+    """Learning-rate factor at optimiser step ``step``: the warm-up (:func:`warmup_factor`)
+    times, if ``decay_steps`` is set, a cosine decay from 1 to ``final_factor`` over
+    ``decay_steps`` steps (held at ``final_factor`` after them)."""
+    factor = warmup_factor(step, warmup_steps)
+    if decay_steps:
+        progress = min(step / decay_steps, 1.0)
+        factor *= final_factor + (1.0 - final_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return factor
+
+
 def make_optimizer_and_scheduler(
     parameters,
     lr: float,
     weight_decay: float,
     warmup_steps: int,
     half_lr_patience: Optional[int] = None,
+    decay_steps: Optional[int] = None,
 ):
-    """AdamW (amsgrad) with AudioSep's step-wise warm-up, in the form ``System`` takes.
+    """AdamW (amsgrad) with a step-wise schedule (:func:`schedule_factor`: AudioSep's warm-up,
+    optionally a cosine decay), in the form ``System`` takes.
 
     Args:
         half_lr_patience: If set, also halve the learning rate when ``val_loss`` has not
             improved for this many epochs (Asteroid recipes' ``half_lr``).
+        decay_steps: If set, the learning rate decays along a cosine to 1 % of ``lr`` over
+            this many optimiser steps (usually the whole planned run).
     """
     optimizer = torch.optim.AdamW(
         parameters, lr=lr, betas=(0.9, 0.999), weight_decay=weight_decay, amsgrad=True
     )
-    warmup = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_factor(step, warmup_steps)
+
+    def factor(step: int) -> float:
+        return schedule_factor(step, warmup_steps, decay_steps)
+
+    for group in optimizer.param_groups:
+        group["lr"] = lr * factor(0)
+    # Step-to-step ratios rather than absolute factors (LambdaLR): a halving by the plateau
+    # scheduler then lasts, instead of being overwritten at the next step.
+    stepwise = torch.optim.lr_scheduler.MultiplicativeLR(
+        optimizer, lambda step: factor(step) / factor(step - 1)
     )
-    schedulers = [{"scheduler": warmup, "interval": "step"}]
+    schedulers = [{"scheduler": stepwise, "interval": "step"}]
     if half_lr_patience is not None:
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=0.5, patience=half_lr_patience

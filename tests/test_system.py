@@ -17,6 +17,7 @@ from asteroid_lass.system import (
     EpochLine,
     SeparationSystem,
     make_optimizer_and_scheduler,
+    schedule_factor,
     warmup_factor,
 )
 
@@ -79,3 +80,42 @@ def test_warmup_schedule_matches_audiosep():
     factors = [warmup_factor(step, 10) for step in (0, 9, 10, 19, 20, 29, 30, 10_000)]
     assert factors == [0.001, 0.001, 0.01, 0.01, 0.1, 0.1, 1.0, 1.0]
     assert warmup_factor(5, 0) == 1.0
+
+
+def _run_schedule(schedulers, optimizer, epochs, steps_per_epoch, val_losses):
+    """Learning rate at the end of each epoch, stepping the schedulers as Lightning does."""
+    stepwise = schedulers[0]["scheduler"]
+    rates = []
+    for epoch in range(epochs):
+        for _ in range(steps_per_epoch):
+            optimizer.step()
+            stepwise.step()
+        if len(schedulers) > 1:
+            schedulers[1]["scheduler"].step(val_losses[epoch])
+        rates.append(optimizer.param_groups[0]["lr"])
+    return rates
+
+
+def test_plateau_halving_lasts_through_the_stepwise_warmup():
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer, schedulers = make_optimizer_and_scheduler([weight], 1e-3, 0.0, 2, half_lr_patience=1)
+    # Warm-up over the first 6 steps (2 epochs), then a validation loss that never improves.
+    rates = _run_schedule(schedulers, optimizer, 6, 3, [1.0] * 6)
+    expected = [1e-5, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4]
+    np.testing.assert_allclose(rates, expected, rtol=1e-9)
+
+
+def test_cosine_decay_reaches_one_percent_and_halvings_compose():
+    assert schedule_factor(0, 0, 100) == 1.0
+    assert abs(schedule_factor(50, 0, 100) - 0.505) < 1e-12  # 0.01 + 0.99 * (1 + cos(pi/2)) / 2
+    assert abs(schedule_factor(100, 0, 100) - 0.01) < 1e-12
+    assert schedule_factor(500, 0, 100) == schedule_factor(100, 0, 100)
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer, schedulers = make_optimizer_and_scheduler(
+        [weight], 2e-3, 0.0, 0, half_lr_patience=0, decay_steps=40
+    )
+    # Four epochs of 10 steps; the plateau halves at the end of epochs 2, 3 and 4.
+    rates = _run_schedule(schedulers, optimizer, 4, 10, [1.0, 1.0, 1.0, 1.0])
+    cosine = [schedule_factor(10 * (epoch + 1), 0, 40) for epoch in range(4)]
+    expected = [2e-3 * c * 0.5**epoch for epoch, c in enumerate(cosine)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-9)

@@ -171,6 +171,10 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
             if not produced:
                 return
 
+    def __len__(self) -> int:
+        """Items this process yields per pass (all of them before a distributed run starts)."""
+        return self.items_per_epoch // process_rank()[1]
+
     def __iter__(self):
         worker = get_worker_info()
         worker_id, n_workers = (0, 1) if worker is None else (worker.id, worker.num_workers)

@@ -2,9 +2,9 @@
 
 The conf groups read here: ``training`` (epochs, batch_size, precision, early_stop,
 early_stop_patience, monitor, seed, devices, num_nodes, gradient_clip, and optionally
-accelerator and item_log), ``optim`` (lr,
-weight_decay, warmup_steps, half_lr_patience), ``objective`` (see :func:`asteroid_lass.losses.build_objective`) and
-``data`` (num_workers).
+accelerator and item_log), ``optim`` (lr, weight_decay, warmup_steps, half_lr_patience, and
+optionally lr_decay: ``cosine`` or null), ``objective`` (see
+:func:`asteroid_lass.losses.build_objective`) and ``data`` (num_workers).
 """
 
 import json
@@ -285,6 +285,7 @@ def train(
         weight_decay=optim["weight_decay"],
         warmup_steps=optim["warmup_steps"],
         half_lr_patience=optim.get("half_lr_patience"),
+        decay_steps=_decay_steps(optim.get("lr_decay"), training, train_loader, max_steps),
     )
     system = SeparationSystem(
         model=model,
@@ -358,6 +359,28 @@ def train(
     model_path = os.path.join(exp_dir, "best_model.pth")
     save_model_file(system.model.cpu(), model_path)
     return model_path
+
+
+def _decay_steps(
+    lr_decay: Optional[str], training: dict, train_loader: DataLoader, max_steps: Optional[int]
+) -> Optional[int]:
+    """Optimiser steps the learning rate decays over: the whole planned run (``max_steps`` if
+    set, else every epoch's share of this process), or None without ``lr_decay``."""
+    if lr_decay in (None, "none"):
+        return None
+    if lr_decay != "cosine":
+        raise ValueError(f"optim.lr_decay: expected 'cosine' or null, got {lr_decay!r}")
+    if max_steps is not None:
+        return int(max_steps)
+    try:
+        batches = len(train_loader)
+    except TypeError:
+        raise ValueError(
+            "optim.lr_decay: cosine needs a training set with a length (steps per epoch); "
+            "set optim.lr_decay to null for this dataset"
+        ) from None
+    world = int(training["devices"]) * int(training["num_nodes"])
+    return max(1, int(training["epochs"]) * -(-batches // world))
 
 
 def trained_steps(exp_dir: str) -> int:
