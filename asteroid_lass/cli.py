@@ -15,6 +15,7 @@ import traceback
 from typing import Callable, Dict, List, Optional
 
 from .errors import LASSError, LASSInputError, ModelFileError, OutputExistsError
+from .inference import DEFAULT_WINDOW_SECONDS
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 USER_ERROR, FAILED_FILES = 2, 1
@@ -53,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     sep.add_argument(
         "--window",
         type=float,
-        default=10.0,
-        help="Window length in seconds (at most the model's longest input).",
+        default=DEFAULT_WINDOW_SECONDS,
+        help=f"Window length in seconds (default {DEFAULT_WINDOW_SECONDS:g}; at most the model's "
+        "longest input).",
     )
     sep.add_argument("--overlap", type=float, default=0.25, help="Window overlap fraction.")
     sep.add_argument(

@@ -1,6 +1,6 @@
 """Separation of real recordings with any model of the package: any length and rate.
 
-Audio is cut into overlapping windows (default 10 s, 25 % overlap; never longer than the
+Audio is cut into overlapping windows (default 6 s, 25 % overlap; never longer than the
 model's declared longest input, ``max_input_seconds``). Neighbouring windows are
 blended with complementary raised-cosine fades, so the overlap-add weights sum to one, and
 windows go through the model in batches. Files are read and written in blocks, so memory does
@@ -32,6 +32,11 @@ from .utils import atomic_write, evaluation_mode
 # the resampler's edge effects fall outside the part that is kept.
 RESAMPLE_CONTEXT_SECONDS = 0.05
 
+
+#: Default window length in seconds. Activation memory grows with the window: with 6 s the
+#: command line stays under 1.5 GB with the ``base`` LASSResUNet at any file length
+#: (``benchmarks/cli_memory.py``), at the speed of 10 s windows (the overlap is a fraction).
+DEFAULT_WINDOW_SECONDS = 6.0
 
 #: Numeric precisions of inference (``precision=``, CLI ``--precision``).
 PRECISIONS = ("fp32", "bf16")
@@ -140,7 +145,7 @@ class ChunkedSeparator:
         query=None,
         negative: Sequence[str] = (),
         residual: bool = False,
-        window: float = 10.0,
+        window: float = DEFAULT_WINDOW_SECONDS,
         overlap: float = 0.25,
         batch_size: Optional[int] = None,
         align: bool = True,
@@ -429,7 +434,7 @@ def separate_waveform(
     query=None,
     negative: Sequence[str] = (),
     residual: bool = False,
-    window: float = 10.0,
+    window: float = DEFAULT_WINDOW_SECONDS,
     overlap: float = 0.25,
     batch_size: Optional[int] = None,
     precision: str = "fp32",
@@ -528,7 +533,7 @@ def separate_file(
     output_dir: Optional[str] = None,
     force: bool = False,
     resample: bool = True,
-    window: float = 10.0,
+    window: float = DEFAULT_WINDOW_SECONDS,
     overlap: float = 0.25,
     batch_size: Optional[int] = None,
     block_seconds: float = 60.0,

@@ -89,6 +89,41 @@ def test_queries_of_one_call_are_independent(tiny_model):
                 torch.testing.assert_close(together[b, k], alone[0, 0], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("channels", ["tiny", [8, 16, 24, 32, 48, 48]])
+def test_lean_inference_matches_the_layer_by_layer_pass_and_leaves_inputs_alone(channels):
+    """Without gradients the eval pass fuses BatchNorm and FiLM and reuses maps; with them it
+    runs torch's BatchNorm layers one by one (AudioSep's structure). Both must agree, on
+    non-trivial running statistics, and the caller's tensors must come back untouched."""
+    torch.manual_seed(0)
+    model = LASSResUNet(
+        sample_rate=8000, n_fft=256, hop_length=64, channels=channels, condition_dim=32
+    )
+    generator = torch.Generator().manual_seed(1)
+    for layer in model.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.running_mean.copy_(0.3 * torch.randn(layer.num_features, generator=generator))
+            layer.running_var.copy_(0.5 + torch.rand(layer.num_features, generator=generator))
+    model.eval()
+    mixture = 0.1 * torch.randn(2, 1, 8000, generator=generator)
+    embeddings = torch.randn(2, 3, 32, generator=generator)
+    mixture_copy, embeddings_copy = mixture.clone(), embeddings.clone()
+    with torch.enable_grad():
+        layer_by_layer = model(mixture, embeddings).detach()
+    for no_gradients in (torch.no_grad, torch.inference_mode):
+        with no_gradients():
+            lean = model(mixture, embeddings)
+        relative = (lean - layer_by_layer).norm() / layer_by_layer.norm()
+        assert relative < 1e-5, relative
+    assert torch.equal(mixture, mixture_copy) and torch.equal(embeddings, embeddings_copy)
+    # Training mode keeps the layer-by-layer path and the default weight layout.
+    model.train()
+    assert model.pre_conv.weight.is_contiguous()
+    model.eval()
+    assert model.encoder_blocks[0].unit.conv1.weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
+
+
 def _saturate_output_conv(model: LASSResUNet, logits_per_channel) -> LASSResUNet:
     """Make the mask a constant: zero output-conv weights, biases set to the given logits.
 

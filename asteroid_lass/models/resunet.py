@@ -8,7 +8,7 @@ BatchNorm inside a residual unit or decoder block is followed by a bias-only FiL
 computed from the query embedding.
 """
 
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,34 @@ def _film(layer: nn.Linear, query_embedding: torch.Tensor) -> torch.Tensor:
     return layer(query_embedding)[:, :, None, None]
 
 
+def _norm_film_act(
+    bn: nn.BatchNorm2d, offset: torch.Tensor, x: torch.Tensor, overwrite: bool
+) -> torch.Tensor:
+    """``leaky_relu(bn(x) + offset)``.
+
+    In evaluation without gradients the BatchNorm's running statistics and the FiLM offset
+    make one per-channel multiply-add, so the full-resolution maps are read and written once
+    instead of three times (a quarter of the CPU time of ``base`` went to these passes), and
+    no temporary of their size is made. Otherwise (training, or gradients wanted) the layers
+    run one by one, as in AudioSep's code.
+
+    Args:
+        bn: The BatchNorm layer.
+        offset: FiLM offset, (batch, channels, 1, 1).
+        x: (batch, channels, time, freq).
+        overwrite: The caller does not need ``x`` any more: in evaluation mode without
+            gradients, write the result into it.
+    """
+    if bn.training or torch.is_grad_enabled():
+        return F.leaky_relu_(bn(x) + offset, LEAKY_SLOPE)
+    scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    shift = (bn.bias - bn.running_mean * scale)[:, None, None] + offset
+    scale = scale[:, None, None]
+    if overwrite and x.dtype == shift.dtype:
+        return F.leaky_relu_(torch.addcmul(shift, x, scale, out=x), LEAKY_SLOPE)
+    return F.leaky_relu_(torch.addcmul(shift, x, scale), LEAKY_SLOPE)
+
+
 class ResidualUnit(nn.Module):
     """Pre-activation residual unit with a FiLM offset after each BatchNorm.
 
@@ -82,24 +110,36 @@ class ResidualUnit(nn.Module):
             self.shortcut = nn.Conv2d(in_channels, out_channels, 1)
             _init_layer(self.shortcut)
 
-    def forward(self, x: torch.Tensor, query_embedding: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: List[torch.Tensor], query_embedding: torch.Tensor) -> torch.Tensor:
         """Args:
-            x: (batch, in_channels, time, freq)
+            inputs: Feature maps joined along channels into the unit's input (one map, or a
+                decoder's upsampled maps and its skip), each (batch, channels, time, freq).
+                The list is emptied and the maps may be overwritten: in evaluation without
+                gradients each map is freed or reused as soon as it has been used, which takes
+                about 40 % off the peak memory of a long window.
             query_embedding: (batch, condition_dim)
 
         Returns:
             torch.Tensor: (batch, out_channels, time, freq)
         """
-        h = F.leaky_relu_(self.bn1(x) + _film(self.film1, query_embedding), LEAKY_SLOPE)
-        h = self.conv1(h)
-        h = F.leaky_relu_(self.bn2(h) + _film(self.film2, query_embedding), LEAKY_SLOPE)
-        h = self.conv2(h)
+        x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
+        inputs.clear()
         identity = x if self.shortcut is None else self.shortcut(x)
-        return identity + h
+        overwrite = self.shortcut is not None  # else the input is the identity path
+        h = _norm_film_act(self.bn1, _film(self.film1, query_embedding), x, overwrite)
+        del x
+        h = self.conv1(h)
+        h = self.conv2(_norm_film_act(self.bn2, _film(self.film2, query_embedding), h, True))
+        if torch.is_grad_enabled() or h.dtype != identity.dtype:
+            return identity + h
+        return h.add_(identity)
 
 
 class EncoderBlock(nn.Module):
-    """A residual unit followed by average pooling; returns (pooled, skip)."""
+    """A residual unit followed by average pooling; returns (pooled, skip).
+
+    Its input is passed in a list it empties (see :class:`ResidualUnit`).
+    """
 
     def __init__(
         self,
@@ -114,14 +154,21 @@ class EncoderBlock(nn.Module):
         self.pooling = pooling
 
     def forward(
-        self, x: torch.Tensor, query_embedding: torch.Tensor
+        self, inputs: List[torch.Tensor], query_embedding: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        skip = self.unit(x, query_embedding)
+        """Args:
+        inputs: ``[x]``, emptied (see :class:`ResidualUnit`).
+        query_embedding: (batch, condition_dim)
+        """
+        skip = self.unit(inputs, query_embedding)
         return F.avg_pool2d(skip, kernel_size=self.pooling), skip
 
 
 class DecoderBlock(nn.Module):
-    """BN -> +beta -> LeakyReLU -> transposed conv (upsampling), concat skip, residual unit."""
+    """BN -> +beta -> LeakyReLU -> transposed conv (upsampling), concat skip, residual unit.
+
+    Its inputs are passed in a list it empties (see :class:`ResidualUnit`).
+    """
 
     def __init__(
         self,
@@ -140,12 +187,17 @@ class DecoderBlock(nn.Module):
         _init_layer(self.upsample)
         self.unit = ResidualUnit(2 * out_channels, out_channels, condition_dim, momentum)
 
-    def forward(
-        self, x: torch.Tensor, skip: torch.Tensor, query_embedding: torch.Tensor
-    ) -> torch.Tensor:
-        h = F.leaky_relu_(self.bn(x) + _film(self.film, query_embedding), LEAKY_SLOPE)
-        h = torch.cat((self.upsample(h), skip), dim=1)
-        return self.unit(h, query_embedding)
+    def forward(self, inputs: List[torch.Tensor], query_embedding: torch.Tensor) -> torch.Tensor:
+        """Args:
+        inputs: ``[x, skip]``, emptied (see :class:`ResidualUnit`).
+        query_embedding: (batch, condition_dim)
+        """
+        x, skip = inputs
+        inputs.clear()
+        h = self.upsample(_norm_film_act(self.bn, _film(self.film, query_embedding), x, True))
+        parts = [h, skip]
+        del x, h, skip
+        return self.unit(parts, query_embedding)
 
 
 class LASSResUNet(EmbeddingSeparator):
@@ -232,6 +284,13 @@ class LASSResUNet(EmbeddingSeparator):
         self.after_conv = nn.Conv2d(channels[0], in_channels * MASK_COMPONENTS, kernel_size=1)
         _init_layer(self.after_conv)
 
+    def train(self, mode: bool = True) -> "LASSResUNet":
+        """Switch mode, and the convolution weights' layout with it: channels-last for
+        evaluation, as the activations then are (see :meth:`forward`), so that oneDNN does not
+        reorder every weight at every call."""
+        super().train(mode)
+        return self.to(memory_format=torch.contiguous_format if mode else torch.channels_last)
+
     def stft(self, wav: torch.Tensor) -> torch.Tensor:
         """Complex STFT of (batch, channels, time) as (batch, channels, frames, freq)."""
         batch, n_chan, n_samples = wav.shape
@@ -262,9 +321,13 @@ class LASSResUNet(EmbeddingSeparator):
     def forward(self, mixture: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         """Extract one source per query embedding, computing the mixture's STFT once.
 
-        In evaluation mode the convolutions run on channels-last activations: oneDNN's NHWC
-        kernels make ``base`` about 1.2x faster on the CPU, at a float32 rounding difference
-        (about 1e-4 relative) from the default layout, which matches AudioSep's code to 5e-5.
+        In evaluation without gradients (``torch.no_grad`` or ``torch.inference_mode``) the
+        network runs leaner, at float32 rounding distance (about 1e-6 relative) from the
+        layer-by-layer path that follows AudioSep's code (used in training and whenever
+        gradients are enabled): channels-last activations and weights (oneDNN's NHWC
+        kernels), each BatchNorm and FiLM offset fused into one multiply-add, and every map
+        freed or reused as soon as it has been used. ``benchmarks/inference_speed.py``
+        measures the effect.
 
         Args:
             mixture: (batch, in_channels, time)
@@ -274,7 +337,7 @@ class LASSResUNet(EmbeddingSeparator):
             torch.Tensor: (batch, n_queries, in_channels, time)
         """
         query_embeddings = conditions
-        channels_last = not self.training
+        channels_last = not self.training and not torch.is_grad_enabled()
         batch, n_chan, n_samples = mixture.shape
         if query_embeddings.ndim == 2:
             query_embeddings = query_embeddings.expand(batch, -1, -1)
@@ -315,16 +378,26 @@ class LASSResUNet(EmbeddingSeparator):
         x = self.bn0(magnitude.transpose(1, 3)).transpose(1, 3)
         x = F.pad(x, (0, 0, 0, -n_frames % TIME_MULTIPLE))
         x = x[..., : n_freq - 1]  # drop the top bin so frequency divides by 64
-        x = self.pre_conv(x)
         if channels_last:
+            # Converted before the 1x1 pre-convolution, where it is cheap (in_channels maps).
             x = x.contiguous(memory_format=torch.channels_last)
+        x = self.pre_conv(x)
+        # Blocks take their inputs in lists they empty, and nothing here keeps another
+        # reference, so that each map is freed as soon as it has been used.
         skips = []
         for block in self.encoder_blocks:
-            x, skip = block(x, query_embedding)
+            inputs = [x]
+            del x
+            x, skip = block(inputs, query_embedding)
             skips.append(skip)
-        x = self.bottleneck(x, query_embedding)
-        for block, skip in zip(self.decoder_blocks, reversed(skips)):
-            x = block(x, skip, query_embedding)
+            del skip
+        inputs = [x]
+        del x
+        x = self.bottleneck(inputs, query_embedding)
+        for block in self.decoder_blocks:
+            inputs = [x, skips.pop()]
+            del x
+            x = block(inputs, query_embedding)
         x = self.after_conv(x)
         x = F.pad(x, (0, 1))[:, :, :n_frames]
         return x.reshape(batch, n_chan, MASK_COMPONENTS, n_frames, n_freq)

@@ -1,0 +1,103 @@
+"""Peak resident memory (and time) of ``asteroid-lass separate`` with a ``base`` LASSResUNet.
+
+The model is AudioSep's size (``channels="base"``) with the offline sentence encoder for its
+text query (a CLAP-queried model adds CLAP's text encoder instead). Each measurement is one run
+of the real command line in its own process, on a file of the given length (16-bit PCM at
+32 kHz, written once into a temporary folder); the figure is that process's peak RSS.
+References in the same run: the same command with ``--window 10`` (the previous default
+window) on the shortest file, and a process that only imports the command line's modules.
+
+    python benchmarks/cli_memory.py [--seconds 60 600 3600] [--threads 2]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import List
+
+import numpy as np
+
+SAMPLE_RATE = 32000
+
+
+def _model_file(directory: str) -> str:
+    import torch
+
+    from asteroid_lass import LASSResUNet
+    from asteroid_lass.models.base import save_model_file
+
+    path = os.path.join(directory, "base_sentence.pth")
+    torch.manual_seed(0)
+    model = LASSResUNet(channels="base", condition_dim=384, query_encoder={"name": "sentence"})
+    save_model_file(model, path)
+    return path
+
+
+def _input_file(directory: str, seconds: float) -> str:
+    """A noisy tone of ``seconds``, written block by block (no whole-file array)."""
+    import soundfile as sf
+
+    path = os.path.join(directory, f"input_{seconds:g}s.wav")
+    rng = np.random.default_rng(0)
+    block = 60 * SAMPLE_RATE
+    total = int(seconds * SAMPLE_RATE)
+    with sf.SoundFile(path, "w", SAMPLE_RATE, 1, subtype="PCM_16") as out:
+        for start in range(0, total, block):
+            t = np.arange(start, min(start + block, total)) / SAMPLE_RATE
+            out.write(0.1 * rng.standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * 440 * t))
+    return path
+
+
+def _measured(command: List[str], threads: int) -> dict:
+    """Run ``command`` in a child process; its wall time and peak RSS (MB)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    start = time.perf_counter()
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{child.stderr.read().decode()[-2000:]}")
+    return dict(elapsed=elapsed, peak_mb=usage.ru_maxrss / 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, nargs="+", default=[60, 600, 3600])
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix="lass-cli-memory-")
+    model = _model_file(workdir)
+    cli = [sys.executable, "-m", "asteroid_lass.cli", "separate", "--model", model]
+    cli += ["--query", "a dog barking", "--no-progress", "--force"]
+    imports = _measured([sys.executable, "-c", "import asteroid_lass.cli"], args.threads)
+    print(f"asteroid-lass separate, base LASSResUNet, {args.threads} threads")
+    print(f"{'run':<34}{'audio s':>9}{'time s':>9}{'RTF':>8}{'peak RSS MB':>13}")
+    print(
+        f"{'reference: imports only':<34}{'-':>9}{imports['elapsed']:>9.1f}{'-':>8}"
+        f"{imports['peak_mb']:>13.0f}"
+    )
+    rows = []
+    for seconds in args.seconds:
+        path = _input_file(workdir, seconds)
+        out = os.path.join(workdir, f"out_{seconds:g}")
+        rows.append(
+            ("default window", seconds, _measured(cli + [path, "--out", out], args.threads))
+        )
+        if seconds == min(args.seconds):
+            old = _measured(cli + [path, "--out", out, "--window", "10"], args.threads)
+            rows.append(("reference: --window 10", seconds, old))
+        os.remove(path)
+    for name, seconds, row in rows:
+        print(
+            f"{name:<34}{seconds:>9.0f}{row['elapsed']:>9.1f}{row['elapsed'] / seconds:>8.3f}"
+            f"{row['peak_mb']:>13.0f}"
+        )
+    default = [row for name, _, row in rows if name == "default window"]
+    print(f"largest peak with the default window: {max(r['peak_mb'] for r in default):.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
