@@ -21,8 +21,15 @@ in the same run:
   Reference: the same hard segments of one chunk (no overlap, no alignment of the outputs):
   what the overlap, the matching and the cross-fades cost.
 
+- ``all``: one table of every model family of the package at its reference size, in one run,
+  on one 44.1 kHz file (each model resamples it to its own rate), with each model's default
+  window: LASSResUNet ``base`` (one text-queried output), Meta-TasNet ``paper`` (four stems),
+  TUSS ``medium`` (two prompts), AudioSlots ``default`` (every slot) and the Meta-TasNet
+  recipe's four-output ConvTasNet. The families are each other's reference.
+
 Every measurement runs in its own process so that its peak memory is its own.
 
+    python benchmarks/separator_speed.py --model all [--seconds 60 600]
     python benchmarks/separator_speed.py --model audioslots [--seconds 60 600] [--threads 2]
     python benchmarks/separator_speed.py --model tuss --threads 1 --window 6
     python benchmarks/separator_speed.py --model metatasnet --preset paper cpu
@@ -57,6 +64,18 @@ MODELS = {
     ),
     "tuss": dict(presets=("medium",), input_rate=48000, segments=6.0, window=6.0),
     "audioslots": dict(presets=("default",), input_rate=8000, segments=None, window=10.0),
+    "all": dict(
+        presets=("reference sizes",),
+        input_rate=44100,
+        families=[
+            ("lassresunet", "base"),
+            ("metatasnet", "paper"),
+            ("tuss", "medium"),
+            ("audioslots", "default"),
+            ("convtasnet", "musdb18"),
+        ],
+        window=None,
+    ),
 }
 BUILDERS = ("metatasnet", "tuss", "audioslots", "lassresunet", "convtasnet")
 
@@ -130,17 +149,20 @@ def worker(args) -> None:
     baseline = peak_rss_mb()
     start, cpu_start = time.perf_counter(), time.process_time()
     if args.method == "ours":
+        from asteroid_lass.inference import DEFAULT_WINDOW_SECONDS
+
+        window = args.window or DEFAULT_WINDOW_SECONDS
         written = separate_file(
             model,
             args.input,
             query=query,
             output_dir=args.out_dir,
             force=True,
-            window=args.window,
+            window=window,
             overlap=0.25,
             batch_size=1,
         )
-        window = min(args.window, model.max_input_seconds or args.window)
+        window = min(window, model.max_input_seconds or window)
     else:
         mixture, rate = sf.read(args.input, dtype="float32")
         if rate != int(model.sample_rate):
@@ -219,7 +241,9 @@ def main() -> None:
     window = args.window or spec["window"]
 
     runs = [(args.model, preset, "ours") for preset in presets]
-    if not args.no_reference:
+    if "families" in spec:
+        runs = [(name, preset, "ours") for name, preset in spec["families"]]
+    elif not args.no_reference:
         if "reference_models" in spec:
             runs += [(name, preset, "ours") for name, preset in spec["reference_models"]]
         else:
@@ -233,7 +257,8 @@ def main() -> None:
                 out_dir = tempfile.mkdtemp(dir=directory)
                 command = ["--worker", name, "--preset", preset, "--method", method]
                 command += ["--input", path, "--out-dir", out_dir, "--seconds", str(seconds)]
-                command += ["--threads", str(args.threads), "--window", str(window)]
+                command += ["--threads", str(args.threads)]
+                command += ["--window", str(window)] if window else []
                 if method == "segments" and spec.get("segments"):
                     command += ["--segments", str(spec["segments"])]
                 row = run_isolated(__file__, command)
