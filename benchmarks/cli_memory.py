@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -52,7 +52,8 @@ def _input_file(directory: str, seconds: float) -> str:
 
 
 def _measured(command: List[str], threads: int) -> dict:
-    """Run ``command`` in a child process; its wall time and peak RSS (MB)."""
+    """Run ``command`` in a child process: its wall time, CPU time (all threads; unlike wall
+    time, not inflated by other load on the machine) and peak RSS (MB)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -60,7 +61,9 @@ def _measured(command: List[str], threads: int) -> dict:
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{child.stderr.read().decode()[-2000:]}")
-    return dict(elapsed=elapsed, peak_mb=usage.ru_maxrss / 1024)
+    return dict(
+        elapsed=elapsed, cpu=usage.ru_utime + usage.ru_stime, peak_mb=usage.ru_maxrss / 1024
+    )
 
 
 def main() -> None:
@@ -72,31 +75,36 @@ def main() -> None:
     model = _model_file(workdir)
     cli = [sys.executable, "-m", "asteroid_lass.cli", "separate", "--model", model]
     cli += ["--query", "a dog barking", "--no-progress", "--force"]
-    imports = _measured([sys.executable, "-c", "import asteroid_lass.cli"], args.threads)
     print(f"asteroid-lass separate, base LASSResUNet, {args.threads} threads")
-    print(f"{'run':<34}{'audio s':>9}{'time s':>9}{'RTF':>8}{'peak RSS MB':>13}")
-    print(
-        f"{'reference: imports only':<34}{'-':>9}{imports['elapsed']:>9.1f}{'-':>8}"
-        f"{imports['peak_mb']:>13.0f}"
+    print(f"{'run':<26}{'audio s':>9}{'wall s':>9}{'RTF':>8}{'CPU s':>9}{'peak RSS MB':>13}")
+
+    def show(name: str, seconds: Optional[float], row: dict) -> None:
+        audio, rtf = (
+            ("-", "-") if seconds is None else (f"{seconds:.0f}", f"{row['elapsed'] / seconds:.3f}")
+        )
+        print(
+            f"{name:<26}{audio:>9}{row['elapsed']:>9.1f}{rtf:>8}{row['cpu']:>9.1f}"
+            f"{row['peak_mb']:>13.0f}",
+            flush=True,
+        )
+
+    show(
+        "reference: imports only",
+        None,
+        _measured([sys.executable, "-c", "import asteroid_lass.cli"], args.threads),
     )
-    rows = []
+    peaks = []
     for seconds in args.seconds:
         path = _input_file(workdir, seconds)
         out = os.path.join(workdir, f"out_{seconds:g}")
-        rows.append(
-            ("default window", seconds, _measured(cli + [path, "--out", out], args.threads))
-        )
+        row = _measured(cli + [path, "--out", out], args.threads)
+        show("default window", seconds, row)
+        peaks.append(row["peak_mb"])
         if seconds == min(args.seconds):
             old = _measured(cli + [path, "--out", out, "--window", "10"], args.threads)
-            rows.append(("reference: --window 10", seconds, old))
+            show("reference: --window 10", seconds, old)
         os.remove(path)
-    for name, seconds, row in rows:
-        print(
-            f"{name:<34}{seconds:>9.0f}{row['elapsed']:>9.1f}{row['elapsed'] / seconds:>8.3f}"
-            f"{row['peak_mb']:>13.0f}"
-        )
-    default = [row for name, _, row in rows if name == "default window"]
-    print(f"largest peak with the default window: {max(r['peak_mb'] for r in default):.0f} MB")
+    print(f"largest peak with the default window: {max(peaks):.0f} MB")
 
 
 if __name__ == "__main__":
