@@ -15,7 +15,7 @@ import traceback
 from typing import Callable, Dict, List, Optional
 
 from .errors import LASSError, LASSInputError, ModelFileError, OutputExistsError
-from .inference import DEFAULT_WINDOW_SECONDS
+from .inference import DEFAULT_OVERLAP, DEFAULT_WINDOW_SECONDS
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 USER_ERROR, FAILED_FILES = 2, 1
@@ -58,7 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         help=f"Window length in seconds (default {DEFAULT_WINDOW_SECONDS:g}; at most the model's "
         "longest input).",
     )
-    sep.add_argument("--overlap", type=float, default=0.25, help="Window overlap fraction.")
+    sep.add_argument(
+        "--overlap",
+        type=float,
+        default=DEFAULT_OVERLAP,
+        help=f"Window overlap fraction (default {DEFAULT_OVERLAP:g}).",
+    )
     sep.add_argument(
         "--batch", type=int, default=None, help="Windows per pass (default: 1 on CPU, 4 on GPU)."
     )

@@ -1,6 +1,6 @@
 """Separation of real recordings with any model of the package: any length and rate.
 
-Audio is cut into overlapping windows (default 6 s, 25 % overlap; never longer than the
+Audio is cut into overlapping windows (default 6 s, 10 % overlap; never longer than the
 model's declared longest input, ``max_input_seconds``). Neighbouring windows are
 blended with complementary raised-cosine fades, so the overlap-add weights sum to one, and
 windows go through the model in batches. Files are read and written in blocks, so memory does
@@ -37,6 +37,12 @@ RESAMPLE_CONTEXT_SECONDS = 0.05
 #: command line stays under 1.5 GB with the ``base`` LASSResUNet at any file length
 #: (``benchmarks/cli_memory.py``), at the speed of 10 s windows (the overlap is a fraction).
 DEFAULT_WINDOW_SECONDS = 6.0
+
+#: Default overlap between windows, as a fraction of the window. Every overlapping sample is
+#: computed twice: 10 % costs 11 % more compute, 25 % costs 33 %. With the crossfade, the
+#: default LASS model's output over 40 s matches a single full pass to 30-45 dB SNR and the
+#: same SI-SDR (to 0.01 dB) with 10 % as with 25 %.
+DEFAULT_OVERLAP = 0.1
 
 #: Numeric precisions of inference (``precision=``, CLI ``--precision``).
 PRECISIONS = ("fp32", "bf16")
@@ -146,7 +152,7 @@ class ChunkedSeparator:
         negative: Sequence[str] = (),
         residual: bool = False,
         window: float = DEFAULT_WINDOW_SECONDS,
-        overlap: float = 0.25,
+        overlap: float = DEFAULT_OVERLAP,
         batch_size: Optional[int] = None,
         align: bool = True,
         precision: str = "fp32",
@@ -327,7 +333,9 @@ def match_outputs(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
 
     The outputs of a blind model have no fixed order, so the same source may come out on
     another output in the next window. Matching by correlation over the samples the two
-    windows share (Hungarian assignment) keeps each source on one output.
+    windows share (Hungarian assignment) keeps each source on one output. The order is kept
+    unless another one correlates better beyond float rounding: outputs that correlation
+    cannot tell apart (one shape at different levels) are not shuffled by rounding noise.
 
     Args:
         reference: (n_outputs, channels, overlap) the previous window over the overlap.
@@ -341,8 +349,10 @@ def match_outputs(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
     ref_norm = np.linalg.norm(ref, axis=1, keepdims=True)
     est_norm = np.linalg.norm(est, axis=1, keepdims=True)
     similarity = (ref @ est.T) / np.maximum(ref_norm * est_norm.T, 1e-12)
-    cost = torch.from_numpy(-similarity)[None]
-    return hungarian_assignment(cost.transpose(1, 2))[0].numpy()
+    order = hungarian_assignment(torch.from_numpy(-similarity)[None].transpose(1, 2))[0].numpy()
+    kept = np.arange(len(order))
+    gain = similarity[kept, order].sum() - similarity[kept, kept].sum()
+    return order if gain > 1e-9 * len(order) else kept
 
 
 def interchangeable_outputs(model, conditions) -> List[np.ndarray]:
@@ -435,7 +445,7 @@ def separate_waveform(
     negative: Sequence[str] = (),
     residual: bool = False,
     window: float = DEFAULT_WINDOW_SECONDS,
-    overlap: float = 0.25,
+    overlap: float = DEFAULT_OVERLAP,
     batch_size: Optional[int] = None,
     precision: str = "fp32",
 ) -> np.ndarray:
@@ -477,7 +487,9 @@ def separate_in_windows(
         model: A :class:`~asteroid_lass.models.base.Separator`.
         mixture: (batch, in_channels, time) at ``model.sample_rate``.
         query: See :class:`ChunkedSeparator`.
-        overlap: Fraction of a window shared with the next one (0 to 0.5).
+        overlap: Fraction of a window shared with the next one (0 to 0.5). More than
+            file inference's default: these windows are the model's longest input, often short
+            (AudioSlots: 1 s), and the overlap is what aligns their outputs.
 
     Returns:
         torch.Tensor: (batch, n_outputs, in_channels, time) on ``mixture``'s device.
@@ -534,7 +546,7 @@ def separate_file(
     force: bool = False,
     resample: bool = True,
     window: float = DEFAULT_WINDOW_SECONDS,
-    overlap: float = 0.25,
+    overlap: float = DEFAULT_OVERLAP,
     batch_size: Optional[int] = None,
     block_seconds: float = 60.0,
     progress: Optional[Callable[[int], None]] = None,

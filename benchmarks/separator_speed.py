@@ -2,7 +2,7 @@
 
 Separates a 60 s and a 600 s file (tones and noise; random seeded weights: speed and memory
 do not depend on them) with ``asteroid_lass.inference.separate_file`` (windows of
-``--window`` seconds capped at the model's longest input, 25 % overlap with complementary
+``--window`` seconds capped at the model's longest input, the default overlap with complementary
 fades, the file read and written in blocks, inference mode), and prints a reference measured
 in the same run:
 
@@ -159,7 +159,6 @@ def worker(args) -> None:
             output_dir=args.out_dir,
             force=True,
             window=window,
-            overlap=0.25,
             batch_size=1,
         )
         window = min(window, model.max_input_seconds or window)
