@@ -1,6 +1,6 @@
 """Separation of real recordings with any model of the package: any length and rate.
 
-Audio is cut into overlapping windows (default 6 s, 10 % overlap; never longer than the
+Audio is cut into overlapping windows (default 5 s, 10 % overlap; never longer than the
 model's declared longest input, ``max_input_seconds``). Neighbouring windows are
 blended with complementary raised-cosine fades, so the overlap-add weights sum to one, and
 windows go through the model in batches. Files are read and written in blocks, so memory does
@@ -33,10 +33,10 @@ from .utils import atomic_write, evaluation_mode
 RESAMPLE_CONTEXT_SECONDS = 0.05
 
 
-#: Default window length in seconds. Activation memory grows with the window: with 6 s the
+#: Default window length in seconds. Activation memory grows with the window: with 5 s the
 #: command line stays under 1.5 GB with the ``base`` LASSResUNet at any file length
 #: (``benchmarks/cli_memory.py``), at the speed of 10 s windows (the overlap is a fraction).
-DEFAULT_WINDOW_SECONDS = 6.0
+DEFAULT_WINDOW_SECONDS = 5.0
 
 #: Default overlap between windows, as a fraction of the window. Every overlapping sample is
 #: computed twice: 10 % costs 11 % more compute, 25 % costs 33 %. With the crossfade, the
