@@ -35,7 +35,8 @@ RESAMPLE_CONTEXT_SECONDS = 0.05
 
 #: Default window length in seconds. Activation memory grows with the window: with 5 s the
 #: command line stays under 1.5 GB with the ``base`` LASSResUNet at any file length
-#: (``benchmarks/cli_memory.py``), at close to the speed of 10 s windows (the overlap is a fraction).
+#: (``benchmarks/cli_memory.py``), at close to the speed of 10 s windows (the overlap is a
+#: fraction of the window).
 DEFAULT_WINDOW_SECONDS = 5.0
 
 #: Default overlap between windows, as a fraction of the window. Every overlapping sample is
