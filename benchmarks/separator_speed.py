@@ -220,6 +220,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--window", type=float, help="Window (s); default: the model's.")
     parser.add_argument("--no-reference", action="store_true", help="Skip the reference.")
+    parser.add_argument(
+        "--families", nargs="+", choices=BUILDERS, help="With --model all: only these families."
+    )
     # Worker mode (one measurement in a fresh process).
     parser.add_argument("--worker", choices=BUILDERS, help=argparse.SUPPRESS)
     parser.add_argument("--method", choices=["ours", "segments"], help=argparse.SUPPRESS)
@@ -241,7 +244,8 @@ def main() -> None:
 
     runs = [(args.model, preset, "ours") for preset in presets]
     if "families" in spec:
-        runs = [(name, preset, "ours") for name, preset in spec["families"]]
+        chosen = args.families or [name for name, _ in spec["families"]]
+        runs = [(name, preset, "ours") for name, preset in spec["families"] if name in chosen]
     elif not args.no_reference:
         if "reference_models" in spec:
             runs += [(name, preset, "ours") for name, preset in spec["reference_models"]]
