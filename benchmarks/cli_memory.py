@@ -18,7 +18,8 @@ import tempfile
 import time
 from typing import List, Optional
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import input_file  # noqa: E402
 
 SAMPLE_RATE = 32000
 
@@ -33,21 +34,6 @@ def _model_file(directory: str) -> str:
     torch.manual_seed(0)
     model = LASSResUNet(channels="base", condition_dim=384, query_encoder={"name": "sentence"})
     save_model_file(model, path)
-    return path
-
-
-def _input_file(directory: str, seconds: float) -> str:
-    """A noisy tone of ``seconds``, written block by block (no whole-file array)."""
-    import soundfile as sf
-
-    path = os.path.join(directory, f"input_{seconds:g}s.wav")
-    rng = np.random.default_rng(0)
-    block = 60 * SAMPLE_RATE
-    total = int(seconds * SAMPLE_RATE)
-    with sf.SoundFile(path, "w", SAMPLE_RATE, 1, subtype="PCM_16") as out:
-        for start in range(0, total, block):
-            t = np.arange(start, min(start + block, total)) / SAMPLE_RATE
-            out.write(0.1 * rng.standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * 440 * t))
     return path
 
 
@@ -95,7 +81,7 @@ def main() -> None:
     )
     peaks = []
     for seconds in args.seconds:
-        path = _input_file(workdir, seconds)
+        path = input_file(workdir, seconds, SAMPLE_RATE, subtype="PCM_16")
         out = os.path.join(workdir, f"out_{seconds:g}")
         row = _measured(cli + [path, "--out", out], args.threads)
         show("default window", seconds, row)

@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import peak_rss_mb, run_isolated  # noqa: E402
+from common import audiosep_network, input_file, peak_rss_mb, run_isolated  # noqa: E402
 
 SAMPLE_RATE = 32000
 
@@ -43,20 +43,6 @@ def _model(seed: int = 0):
 
     torch.manual_seed(seed)
     return LASSResUNet(channels="base", condition_dim=512).eval()
-
-
-def _input_file(directory: str, seconds: float) -> str:
-    import soundfile as sf
-
-    path = os.path.join(directory, f"input_{int(seconds)}s.wav")
-    if not os.path.exists(path):
-        rng = np.random.default_rng(0)
-        n = int(seconds * SAMPLE_RATE)
-        t = np.arange(n) / SAMPLE_RATE
-        wav = 0.1 * rng.standard_normal(n) + 0.3 * np.sin(2 * np.pi * 440 * t) * (np.sin(t) > 0)
-        with sf.SoundFile(path, "w", SAMPLE_RATE, 1, subtype="FLOAT") as out:
-            out.write(wav.astype(np.float32))
-    return path
 
 
 def audiosep_chunked(forward, mixture, query_embedding):
@@ -81,19 +67,6 @@ def audiosep_chunked(forward, mixture, query_embedding):
                 chunk = forward(mixture[:, position : position + window], query_embedding)
                 out[:, position + left : position + chunk.shape[-1]] = chunk[:, left:]
     return out
-
-
-def _audiosep_network(args, model):
-    """AudioSep's own ResUNet30 from ``--audiosep-dir``, loaded into ``model`` too, so that
-    both hold the same weights."""
-    sys.path.insert(0, args.audiosep_dir)
-    from models.resunet import ResUNet30  # the user's AudioSep checkout
-
-    from asteroid_lass.converters.audiosep import map_audiosep_state_dict
-
-    reference = ResUNet30(input_channels=1, output_channels=1, condition_size=512).eval()
-    model.load_state_dict(map_audiosep_state_dict(reference.state_dict(), model))
-    return reference
 
 
 def profile(args) -> None:
@@ -139,7 +112,7 @@ def worker(args) -> None:
     embedding = torch.nn.functional.normalize(
         torch.randn(1, 512, generator=torch.Generator().manual_seed(1)), dim=-1
     )
-    path = _input_file(args.workdir, args.worker_seconds)
+    path = input_file(args.workdir, args.worker_seconds, SAMPLE_RATE)
     options = {"window": args.window, "overlap": args.overlap, "batch_size": args.batch}
     baseline = peak_rss_mb()
     start = time.perf_counter()
@@ -154,7 +127,7 @@ def worker(args) -> None:
 
         mixture = torch.from_numpy(sf.read(path, dtype="float32")[0])[None]
         if args.audiosep_dir:
-            reference = _audiosep_network(args, model)
+            reference = audiosep_network(args.audiosep_dir, model)
             with torch.no_grad():
                 reference.chunk_inference({"mixture": mixture[None], "condition": embedding})
         else:
@@ -187,7 +160,7 @@ def equivalence(args) -> float:
     mixture = 0.1 * torch.randn(1, 4 * SAMPLE_RATE, generator=generator)
     embedding = torch.nn.functional.normalize(torch.randn(1, 512, generator=generator), dim=-1)
     if args.audiosep_dir:
-        reference = _audiosep_network(args, model)
+        reference = audiosep_network(args.audiosep_dir, model)
         with torch.no_grad():
             plain = reference({"mixture": mixture[None], "condition": embedding})["waveform"]
         plain = plain[0, 0].numpy()

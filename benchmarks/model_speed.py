@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import peak_rss_mb, run_isolated  # noqa: E402
+from common import audiosep_network, peak_rss_mb, run_isolated  # noqa: E402
 
 
 def worker(args) -> None:
@@ -29,13 +29,7 @@ def worker(args) -> None:
     mixture = 0.1 * torch.randn(1, 1, int(32000 * args.seconds))
     embedding = torch.nn.functional.normalize(torch.randn(1, 512), dim=-1)
     if args.method == "audiosep":
-        sys.path.insert(0, args.audiosep_dir)
-        from models.resunet import ResUNet30  # the user's AudioSep checkout
-
-        from asteroid_lass.converters.audiosep import map_audiosep_state_dict
-
-        reference = ResUNet30(input_channels=1, output_channels=1, condition_size=512).eval()
-        model.load_state_dict(map_audiosep_state_dict(reference.state_dict(), model))
+        reference = audiosep_network(args.audiosep_dir, model)
 
         def run():
             return reference({"mixture": mixture, "condition": embedding})["waveform"]

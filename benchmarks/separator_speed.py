@@ -45,7 +45,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import peak_rss_mb, run_isolated  # noqa: E402
+from common import input_file, peak_rss_mb, run_isolated  # noqa: E402
 
 MUSDB_CONF = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "egs", "musdb18", "metatasnet", "local"
@@ -103,25 +103,6 @@ def build(name: str, preset: str):
     if name == "audioslots" and preset == "default":
         return AudioSlots().eval(), None
     raise ValueError(f"unknown model/preset {name}/{preset}.")
-
-
-def input_file(directory: str, seconds: float, sample_rate: int) -> str:
-    """A mono float wav of tones and noise, written in blocks (600 s at 48 kHz is 115 MB)."""
-    import soundfile as sf
-
-    path = os.path.join(directory, f"input_{int(seconds)}s_{sample_rate}.wav")
-    if os.path.exists(path):
-        return path
-    rng = np.random.default_rng(0)
-    n, block = int(seconds * sample_rate), 10 * sample_rate
-    with sf.SoundFile(path, "w", sample_rate, 1, subtype="FLOAT") as out:
-        for start in range(0, n, block):
-            t = np.arange(start, min(start + block, n)) / sample_rate
-            wav = 0.05 * rng.standard_normal(len(t)) + 0.3 * np.sin(2 * np.pi * 220 * t) * (
-                np.sin(0.7 * t) > 0
-            )
-            out.write(wav.astype(np.float32))
-    return path
 
 
 def segmented(model, query, mixture: np.ndarray, seconds: float) -> np.ndarray:
