@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from ..audio import raise_non_finite, read_audio, resample
 from ..errors import AudioFileError
 from ..utils import atomic_write
+from .augment import Augmentation
 from .batch import separation_item
 from .manifest import LABEL_SEPARATOR, label_key, load_manifest, split_labels
 from .mixing import mix
@@ -135,13 +136,21 @@ def draw_query(
     return label
 
 
-def render(store: ClipStore, recipe: dict, segment: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Build (mixture, target) from a recipe (see :data:`FIXED_COLUMNS`)."""
+def crop_sources(
+    store: ClipStore, recipe: dict, segment: int
+) -> Tuple[np.ndarray, List[np.ndarray]]:
+    """The (target, interferers) crops a recipe (see :data:`FIXED_COLUMNS`) names."""
     target = store.crop(recipe["target_path"], int(recipe["target_offset"]), segment)
     interferers = [
         store.crop(path, int(offset), segment)
         for path, offset in zip(recipe["interferer_paths"], recipe["interferer_offsets"])
     ]
+    return target, interferers
+
+
+def render(store: ClipStore, recipe: dict, segment: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Build (mixture, target) from a recipe (see :data:`FIXED_COLUMNS`), unaugmented."""
+    target, interferers = crop_sources(store, recipe, segment)
     return mix(target, interferers, float(recipe["snr_db"]), store.sample_rate)
 
 
@@ -160,6 +169,7 @@ class MixingSettings:
         template_probability: float,
         templates: Sequence[str],
         seed: int,
+        augmentation: Optional[Augmentation] = None,
     ) -> None:
         if query_source not in ("label", "caption", "mixed"):
             raise ValueError(f"query_source must be label, caption or mixed, got {query_source!r}.")
@@ -191,7 +201,25 @@ class MixingSettings:
         self.template_probability = float(template_probability)
         self.templates = tuple(templates)
         self.seed = int(seed)
+        self.augmentation = augmentation
         self.epoch = 0
+
+    def _mix(
+        self,
+        rng: np.random.Generator,
+        target: np.ndarray,
+        interferers: Sequence[np.ndarray],
+        snr_db: float,
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """:func:`~asteroid_lass.data.mixing.mix`, with the training augmentation if any."""
+        augmentation = self.augmentation
+        if augmentation is not None:
+            target = augmentation.source(rng, target, self.sample_rate)
+            interferers = [augmentation.source(rng, w, self.sample_rate) for w in interferers]
+        mixture, target = mix(target, interferers, snr_db, self.sample_rate)
+        if augmentation is not None:
+            mixture, target = augmentation.level(rng, mixture, target)
+        return mixture, target
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch's random stream (the training System calls it)."""
@@ -201,7 +229,8 @@ class MixingSettings:
     def from_conf(cls, source, data: dict, seed: int = 0, **overrides):
         """The dataset a recipe's ``data`` group describes (sample_rate, segment_seconds,
         max_interferers, snr_low, snr_high, query_source, template_probability,
-        items_per_epoch), on ``source`` (a manifest, or shards for the sharded dataset)."""
+        items_per_epoch, and the ``augment_*`` keys of :meth:`Augmentation.from_conf`), on
+        ``source`` (a manifest, or shards for the sharded dataset)."""
         settings = dict(
             sample_rate=data["sample_rate"],
             segment_seconds=data["segment_seconds"],
@@ -209,6 +238,7 @@ class MixingSettings:
             snr_range=(data["snr_low"], data["snr_high"]),
             query_source=data.get("query_source", "label"),
             template_probability=data.get("template_probability", 0.0),
+            augmentation=Augmentation.from_conf(data),
             seed=seed,
         )
         if data.get("items_per_epoch") is not None:  # else the dataset's own default
@@ -238,6 +268,7 @@ class QueryMixtureDataset(MixingSettings, Dataset):
             "the sound of {label}".
         templates: Template strings with a ``{label}`` field.
         items_per_epoch: Length of an epoch (default: one item per clip).
+        augmentation: Random level, colour and room of each item's sources (default: none).
         seed: Base seed.
 
     Returns (per item):
@@ -258,6 +289,7 @@ class QueryMixtureDataset(MixingSettings, Dataset):
         template_probability: float = 0.0,
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         items_per_epoch: Optional[int] = None,
+        augmentation: Optional[Augmentation] = None,
         seed: int = 0,
     ):
         self._set_mixing(
@@ -269,6 +301,7 @@ class QueryMixtureDataset(MixingSettings, Dataset):
             template_probability,
             templates,
             seed,
+            augmentation,
         )
         self.table = load_manifest(manifest) if isinstance(manifest, str) else manifest
         self.items_per_epoch = int(items_per_epoch or len(self.table))
@@ -341,7 +374,8 @@ class QueryMixtureDataset(MixingSettings, Dataset):
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         recipe = self.draw_recipe(rng)
-        mixture, target = render(self.store, recipe, self.segment)
+        target, interferers = crop_sources(self.store, recipe, self.segment)
+        mixture, target = self._mix(rng, target, interferers, float(recipe["snr_db"]))
         return separation_item(mixture, target[None], [recipe["query"]], key=int(index))
 
 

@@ -41,7 +41,7 @@ from scipy import signal as sps
 
 from ..audio import write_audio_atomic
 from ..utils import atomic_write
-from .synth import _bandpass_noise, _fft_convolve, _lowpass_noise, _place
+from .synth import _bandpass_noise, _lowpass_noise, _place
 
 STEMS = ("drums", "bass", "other", "vocals")
 MODES: Dict[str, Tuple[int, ...]] = {
@@ -1254,7 +1254,8 @@ def _room(rng, sr: int) -> Tuple[np.ndarray, np.ndarray]:
 
 def _with_room(stem: np.ndarray, room, send_db: float) -> np.ndarray:
     mono = stem.mean(axis=0)
-    wet = np.stack([_fft_convolve(mono, room[0]), _fft_convolve(mono, room[1])])
+    n = mono.shape[0]
+    wet = np.stack([sps.fftconvolve(mono, room[0])[:n], sps.fftconvolve(mono, room[1])[:n]])
     return stem + wet * 10 ** (send_db / 20)
 
 

@@ -28,7 +28,7 @@ from .datasets import (
 from .manifest import label_key, load_manifest
 from ..utils import process_rank
 from .batch import separation_item
-from .mixing import mix
+from .augment import Augmentation
 
 
 def write_shards(
@@ -102,6 +102,7 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
         segment_seconds, max_interferers, snr_range, query_source, template_probability,
         templates: As :class:`QueryMixtureDataset`.
         pool_size: Clips held in memory to draw from (per worker).
+        augmentation: As :class:`QueryMixtureDataset`.
         items_per_epoch: Items yielded per pass, over all workers and processes. In a
             distributed run every process yields ``items_per_epoch // world_size`` (the same
             count on every rank, so that the ranks step together).
@@ -126,6 +127,7 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
         templates: Sequence[str] = DEFAULT_TEMPLATES,
         pool_size: int = 256,
         items_per_epoch: int = 10_000,
+        augmentation: Optional[Augmentation] = None,
         seed: int = 0,
     ):
         if not shards:
@@ -139,6 +141,7 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
             template_probability,
             templates,
             seed,
+            augmentation,
         )
         self.shards = list(shards)
         self.pool_size = int(pool_size)
@@ -222,7 +225,7 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
         chosen = rng.choice(candidates, size=count, replace=False)
         interferers = [self._crop(rng, pool[int(i)][0]) for i in chosen]
         snr_db = float(rng.uniform(*self.snr_range))
-        mixture, target = mix(self._crop(rng, target_wav), interferers, snr_db, self.sample_rate)
+        mixture, target = self._mix(rng, self._crop(rng, target_wav), interferers, snr_db)
         query = draw_query(
             rng,
             target_meta["labels"],

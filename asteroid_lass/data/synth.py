@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from ..audio import write_audio_atomic
+from .augment import add_room
 from .manifest import write_manifest
 
 Generator = Callable[[np.random.Generator, int, int], np.ndarray]
@@ -235,13 +236,6 @@ CAPTION_TEMPLATES = (
 )
 
 
-def _fft_convolve(signal: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    n = signal.shape[0] + kernel.shape[0] - 1
-    n_fft = 1 << (n - 1).bit_length()
-    spectrum = np.fft.rfft(signal, n_fft) * np.fft.rfft(kernel, n_fft)
-    return np.fft.irfft(spectrum, n_fft)[: signal.shape[0]]
-
-
 def record(rng: np.random.Generator, wav: np.ndarray, sample_rate: int) -> np.ndarray:
     """What a microphone adds to a sound event.
 
@@ -251,12 +245,7 @@ def record(rng: np.random.Generator, wav: np.ndarray, sample_rate: int) -> np.nd
     trained on those would not transfer.
     """
     if rng.random() < 0.8:
-        rt60 = rng.uniform(0.1, 0.8)
-        t = np.arange(int(rt60 * sample_rate)) / sample_rate
-        response = rng.standard_normal(t.shape[0]) * np.exp(-6.9 * t / rt60)
-        wet = _fft_convolve(wav, response)
-        level = 10 ** (rng.uniform(-20, -3) / 20)
-        wav = wav + wet * level * np.sqrt(np.sum(wav**2) / (np.sum(wet**2) + 1e-12))
+        wav = add_room(rng, wav, sample_rate, rt60_range=(0.1, 0.8), wet_db_range=(-20, -3))
     floor = _lowpass_noise(rng, wav.shape[0], int(rng.integers(1, 8)))
     level = np.sqrt(np.mean(wav**2)) * 10 ** (-rng.uniform(30, 55) / 20)
     return wav + floor / (np.std(floor) + 1e-12) * level

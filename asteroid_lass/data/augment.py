@@ -1,0 +1,140 @@
+"""Training-time changes to sources and mixtures that real recordings bring: level,
+colour (equalisation) and room.
+
+A model trained on mixtures at one loudness, through one microphone, in one room learns those
+too; these changes are drawn per training item so that it does not. Fixed validation and test
+mixtures are never augmented.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+#: Equaliser anchor frequencies (Hz): octave bands from 63 Hz, the top one at Nyquist.
+_EQ_LOWEST_HZ = 62.5
+
+
+def add_room(
+    rng: np.random.Generator,
+    wav: np.ndarray,
+    sample_rate: int,
+    rt60_range: Sequence[float] = (0.1, 0.8),
+    wet_db_range: Sequence[float] = (-20.0, -3.0),
+) -> np.ndarray:
+    """Add a room's reverberation: an exponentially decaying noise impulse response.
+
+    Args:
+        rng: Random generator (draws the RT60, the response and the wet level, in that order).
+        wav: (time,) float array.
+        sample_rate: Of ``wav``.
+        rt60_range: Reverberation time range (s): the response decays by 60 dB over it.
+        wet_db_range: Level of the reverberant part relative to the dry sound (dB).
+
+    Returns:
+        np.ndarray: (time,) float64, the dry sound plus its reverberation.
+    """
+    rt60 = rng.uniform(*rt60_range)
+    t = np.arange(int(rt60 * sample_rate)) / sample_rate
+    response = rng.standard_normal(t.shape[0]) * np.exp(-6.9 * t / rt60)
+    wet = fftconvolve(wav, response)[: wav.shape[0]]
+    level = 10 ** (rng.uniform(*wet_db_range) / 20)
+    return wav + wet * level * np.sqrt(np.sum(wav**2) / (np.sum(wet**2) + 1e-12))
+
+
+def random_eq(
+    rng: np.random.Generator, wav: np.ndarray, sample_rate: int, max_db: float
+) -> np.ndarray:
+    """Colour ``wav`` with a smooth random equaliser: a gain drawn in [-max_db, max_db] at each
+    octave band from 63 Hz to Nyquist, linear in dB between bands on a log-frequency axis.
+
+    Args:
+        rng: Random generator.
+        wav: (time,) float array.
+        sample_rate: Of ``wav``.
+        max_db: Largest boost or cut (dB).
+
+    Returns:
+        np.ndarray: (time,) float32.
+    """
+    nyquist = sample_rate / 2
+    n_bands = max(2, int(math.floor(math.log2(nyquist / _EQ_LOWEST_HZ))) + 1)
+    anchors = np.log2(np.geomspace(_EQ_LOWEST_HZ, nyquist, n_bands))
+    gains_db = rng.uniform(-max_db, max_db, size=n_bands)
+    freqs = np.fft.rfftfreq(wav.shape[0], 1.0 / sample_rate)
+    curve_db = np.interp(np.log2(np.maximum(freqs, _EQ_LOWEST_HZ)), anchors, gains_db)
+    spectrum = np.fft.rfft(wav.astype(np.float64)) * 10 ** (curve_db / 20)
+    return np.fft.irfft(spectrum, wav.shape[0]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """What changes each training item: every source's colour and room before mixing, the
+    mixture's level after.
+
+    Args:
+        eq_db: Largest equaliser boost or cut per octave band (dB); 0: none.
+        room_probability: Chance that a source gets a room (see :func:`add_room`).
+        gain_db: Range of the mixture's level change (dB), target changed with it; the mixer
+            brings every source to -23 LUFS, so without it the model only ever hears one level.
+    """
+
+    eq_db: float = 0.0
+    room_probability: float = 0.0
+    gain_db: Tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self):
+        if not (math.isfinite(self.eq_db) and self.eq_db >= 0):
+            raise ValueError(f"augment_eq_db must be a number of dB >= 0, got {self.eq_db!r}.")
+        if not 0 <= self.room_probability <= 1:
+            raise ValueError(
+                f"augment_room_probability must be in [0, 1], got {self.room_probability!r}."
+            )
+        low, high = self.gain_db
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise ValueError(
+                f"augment_gain_low_db/augment_gain_high_db must be finite with low <= high, "
+                f"got {low!r}, {high!r}."
+            )
+
+    @classmethod
+    def from_conf(cls, data: dict) -> Optional["Augmentation"]:
+        """From a recipe's ``data`` group (``augment_eq_db``, ``augment_room_probability``,
+        ``augment_gain_low_db``, ``augment_gain_high_db``; missing keys: no change). None when
+        nothing would change."""
+        augmentation = cls(
+            eq_db=float(data.get("augment_eq_db") or 0.0),
+            room_probability=float(data.get("augment_room_probability") or 0.0),
+            gain_db=(
+                float(data.get("augment_gain_low_db") or 0.0),
+                float(data.get("augment_gain_high_db") or 0.0),
+            ),
+        )
+        return None if augmentation == cls() else augmentation
+
+    def source(self, rng: np.random.Generator, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        """One source as another microphone in another room would have recorded it.
+
+        Shape:
+            (time,) -> (time,) float32.
+        """
+        if self.eq_db:
+            wav = random_eq(rng, wav, sample_rate, self.eq_db)
+        if self.room_probability and rng.random() < self.room_probability:
+            wav = add_room(rng, wav, sample_rate)
+        return np.asarray(wav, dtype=np.float32)
+
+    def level(
+        self, rng: np.random.Generator, mixture: np.ndarray, target: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """Mixture and target scaled together by one random gain (never above full scale)."""
+        low, high = self.gain_db
+        if low == high == 0:
+            return mixture, target
+        gain = 10 ** (rng.uniform(low, high) / 20)
+        peak = float(np.max(np.abs(mixture))) if mixture.size else 0.0
+        if peak * gain > 1.0:
+            gain = 1.0 / peak
+        return (mixture * gain).astype(np.float32), (target * gain).astype(np.float32)
