@@ -7,17 +7,9 @@ import torch
 from asteroid_lass.data import QueryMixtureDataset
 from asteroid_lass.data.augment import Augmentation, add_room, random_eq
 from asteroid_lass.data.mixing import energy_snr_db
-from asteroid_lass.data.synth import make_corpus
+from conftest import small_corpus
 
 SR = 16000
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("augment_corpus")
-    return make_corpus(
-        str(root), clips_per_class=4, sample_rate=SR, seconds_range=(2, 3), split="train"
-    )
 
 
 def _band_gains_db(before: np.ndarray, after: np.ndarray, edges) -> np.ndarray:
@@ -92,9 +84,11 @@ def test_conf_keys_build_the_augmentation_and_bad_values_are_named():
         Augmentation.from_conf({"augment_eq_db": -1})
 
 
-def test_augmented_items_keep_their_snr_and_are_reproducible(corpus):
+def test_augmented_items_keep_their_snr_and_are_reproducible(tmp_path):
+    classes = ["Siren", "Bell", "Drum", "Piano", "Rain"]
+    corpus = small_corpus(tmp_path, classes, clips_per_class=3, seconds_range=(2.0, 3.0))
     data = dict(
-        sample_rate=SR,
+        sample_rate=8000,
         segment_seconds=1.5,
         max_interferers=2,
         snr_low=-5,
