@@ -73,6 +73,9 @@ class SpatialBroadcastDecoder(nn.Module):
         mixture_channels: If > 0, the MLP also sees this many mixture features at each
             (frame, bin) (``mixture`` in :meth:`forward`), projected and summed like the
             position; 0: slot and position only (the paper's decoder).
+        frame_channels: If > 0, the MLP also sees this many features of each frame
+            (``frames`` in :meth:`forward`, e.g. the encoder's output for that frame), projected
+            and broadcast over the bins; 0: none (the paper's decoder).
 
     Shape:
         - slots: (batch, n_slots, slot_dim)
@@ -88,6 +91,7 @@ class SpatialBroadcastDecoder(nn.Module):
         out_channels: int,
         max_positions: int = 2**15,
         mixture_channels: int = 0,
+        frame_channels: int = 0,
     ):
         super().__init__()
         if int(depth) < 1:
@@ -98,6 +102,9 @@ class SpatialBroadcastDecoder(nn.Module):
         self.position_in = nn.Linear(self.fourier.out_dim, width, bias=False)
         self.mixture_in = (
             nn.Linear(int(mixture_channels), width, bias=False) if mixture_channels else None
+        )
+        self.frame_in = (
+            nn.Linear(int(frame_channels), width, bias=False) if frame_channels else None
         )
         self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(int(depth) - 1))
         self.out = nn.Linear(width, out_channels)
@@ -122,15 +129,21 @@ class SpatialBroadcastDecoder(nn.Module):
         n_freq: int,
         frame_span: int,
         mixture: Optional[torch.Tensor] = None,
+        frames: Optional[torch.Tensor] = None,
     ):
-        """Decode; ``mixture``: (batch, n_frames, n_freq, mixture_channels) features, needed
-        exactly when the decoder was built with ``mixture_channels``."""
+        """Decode; ``mixture``: (batch, n_frames, n_freq, mixture_channels) features and
+        ``frames``: (batch, n_frames, frame_channels) features, each needed exactly when the
+        decoder was built with those channels."""
         batch, n_slots, _ = slots.shape
         if (self.mixture_in is None) != (mixture is None):
             raise ValueError("mixture features are needed exactly when mixture_channels > 0.")
+        if (self.frame_in is None) != (frames is None):
+            raise ValueError("frame features are needed exactly when frame_channels > 0.")
         position = self.position_in(self.positions(n_frames, n_freq, frame_span, slots.device))
         if mixture is not None:
             position = position + self.mixture_in(mixture)[:, None]  # (B, 1, T, F, W)
+        if frames is not None:
+            position = position + self.frame_in(frames)[:, None, :, None, :]
         slot = self.slot_in(slots)[:, :, None, None]  # (B, K, 1, 1, W)
         if torch.is_grad_enabled():
             step = n_frames
@@ -198,10 +211,12 @@ class AudioSlots(Separator):
             ``decoder_width`` floats are 16 MB per activation at inference.
         decoder_sees_mixture: False (the paper): each slot alone is decoded into a magnitude
             spectrogram, so one vector must redraw a whole chunk of its source. True (beyond
-            the paper): the decoder also sees the mixture's normalised log-magnitude at each
-            (frame, bin) and predicts a mask in [0, 1] on the mixture's magnitude (sigmoid),
-            so a slot only has to say *which* source it is. Decoding stays per slot and
-            permutation-equivariant. Measured in the librimix recipe's README.
+            the paper): at each (frame, bin) the decoder also sees the mixture there, its
+            normalised log-magnitude and the encoder's output for that frame (what the frame
+            holds, in the context of the chunk), and predicts a mask in [0, 1] on the
+            mixture's magnitude (sigmoid), so a slot only has to say *which* source it is.
+            Decoding stays per slot and permutation-equivariant. Measured in the librimix
+            recipe's README.
 
     Shape:
         - mixture: (batch, in_channels, time)
@@ -316,6 +331,7 @@ class AudioSlots(Separator):
             in_channels,
             decoder_max_positions,
             mixture_channels=in_channels if self.decoder_sees_mixture else 0,
+            frame_channels=self.d_model if self.decoder_sees_mixture else 0,
         )
 
     # ----------------------------------------------------------------- slots
@@ -341,24 +357,35 @@ class AudioSlots(Separator):
             noise = torch.randn(shape[1:], generator=fixed).to(device).expand(shape)
         return self.slot_mu + self.slot_log_sigma.exp() * noise.to(self.slot_mu.dtype)
 
-    def encode_slots(
-        self, magnitude: torch.Tensor, slot_init: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        """Read K slots from a (level-normalised) mixture magnitude.
+    def encode_frames(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """The Transformer encoder's output per frame of a (level-normalised) magnitude.
 
         Args:
             magnitude: (batch, in_channels, n_freq, n_frames)
+
+        Returns:
+            torch.Tensor: (batch, n_frames, d_model)
+        """
+        batch, n_chan, n_freq, n_frames = magnitude.shape
+        features = torch.log(magnitude + LOG_FLOOR)
+        tokens = self.token_in(features.permute(0, 3, 1, 2).reshape(batch, n_frames, -1))
+        tokens = tokens + _sinusoidal_positions(n_frames, self.d_model, tokens.device, tokens.dtype)
+        return self.encoder(tokens)
+
+    def read_slots(
+        self, memory: torch.Tensor, slot_init: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Read K slots from the encoded frames.
+
+        Args:
+            memory: (batch, n_frames, d_model), from :meth:`encode_frames`.
             slot_init: (n_slots, d_model) or (batch, n_slots, d_model) starting slots, or
                 None for :meth:`initial_slots`. Permuting it permutes every output.
 
         Returns:
             torch.Tensor: (batch, n_slots, d_model)
         """
-        batch, n_chan, n_freq, n_frames = magnitude.shape
-        features = torch.log(magnitude + LOG_FLOOR)
-        tokens = self.token_in(features.permute(0, 3, 1, 2).reshape(batch, n_frames, -1))
-        tokens = tokens + _sinusoidal_positions(n_frames, self.d_model, tokens.device, tokens.dtype)
-        memory = self.encoder(tokens)
+        batch = memory.shape[0]
         if slot_init is None:
             slots = self.initial_slots(batch)
         else:
@@ -404,11 +431,12 @@ class AudioSlots(Separator):
         spec = self.stft(mixture)
         magnitude = (spec.real.square() + spec.imag.square()).sqrt()
         normalised = magnitude / scale[..., None]
-        slots = self.encode_slots(normalised, slot_init)
+        memory = self.encode_frames(normalised)
+        slots = self.read_slots(memory, slot_init)
         n_freq, n_frames = spec.shape[-2:]
         if self.decoder_sees_mixture:
             features = torch.log(normalised + LOG_FLOOR).permute(0, 3, 2, 1)  # (B, T, F, C)
-            raw = self.decoder(slots, n_frames, n_freq, self.frame_span, features)
+            raw = self.decoder(slots, n_frames, n_freq, self.frame_span, features, memory)
             magnitudes = torch.sigmoid(raw.float()) * magnitude[:, None]
         else:
             raw = self.decoder(slots, n_frames, n_freq, self.frame_span)
@@ -440,7 +468,7 @@ class AudioSlots(Separator):
         Args:
             mixture: (batch, in_channels, time)
             conditions: Must be None.
-            slot_init: Optional starting slots, see :meth:`encode_slots` (inputs of at most
+            slot_init: Optional starting slots, see :meth:`read_slots` (inputs of at most
                 one chunk only).
 
         Returns:
