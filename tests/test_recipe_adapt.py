@@ -115,9 +115,9 @@ def test_resolve_without_auto_does_not_read_the_manifest(tmp_path):
     )
 
 
-def test_early_stopping_on_a_maximised_metric_keeps_the_best_checkpoint(tmp_path):
-    """With lr 0 and frozen BatchNorm statistics nothing changes, so val_si_sdri never
-    improves after the first epoch: patience 1 stops after epoch 2 of 5."""
+def _frozen_training(tmp_path, epochs: int, early_stop: bool) -> str:
+    """Train a tiny LASSResUNet with lr 0 and frozen BatchNorm statistics, so nothing changes
+    and val_si_sdri is the same every epoch; 2 steps per epoch. Returns the exp_dir."""
     from asteroid_lass import LASSResUNet
     from asteroid_lass.data import FixedMixtureDataset, QueryMixtureDataset, write_fixed_mixtures
     from asteroid_lass.data.synth import make_corpus
@@ -140,10 +140,10 @@ def test_early_stopping_on_a_maximised_metric_keeps_the_best_checkpoint(tmp_path
         data=data,
         objective=dict(objective="waveform", loss="neg_snr", assignment="fixed"),
         training=dict(
-            epochs=5,
+            epochs=epochs,
             batch_size=2,
             precision="32",
-            early_stop=True,
+            early_stop=early_stop,
             early_stop_patience=1,
             monitor="val_si_sdri",
             seed=0,
@@ -164,9 +164,26 @@ def test_early_stopping_on_a_maximised_metric_keeps_the_best_checkpoint(tmp_path
     )
     exp_dir = str(tmp_path / "exp")
     train(conf, model, sampler, FixedMixtureDataset(valid_csv), exp_dir)
+    return exp_dir
+
+
+def test_early_stopping_on_a_maximised_metric_keeps_the_best_checkpoint(tmp_path):
+    """val_si_sdri never improves after the first epoch: patience 1 stops after epoch 2 of 5."""
+    exp_dir = _frozen_training(tmp_path, epochs=5, early_stop=True)
     last = torch.load(os.path.join(exp_dir, "checkpoints", "last.ckpt"), weights_only=False)
     assert last["epoch"] == 1  # stopped after the second epoch
     best_k = json.load(open(os.path.join(exp_dir, "best_k_models.json")))
     # Two equal scores, both kept: the first one reached stays the best.
     assert len(best_k) == 2 and len(set(best_k.values())) == 1
     assert np.isfinite(list(best_k.values())[0])
+
+
+def test_last_checkpoint_is_the_end_of_training_when_late_epochs_do_not_improve(tmp_path):
+    """Epochs 4 and 5 only tie the three best, so no top-k checkpoint is written for them; the
+    last checkpoint (resuming, a baseline's step budget) must still be the end of training."""
+    from asteroid_lass.recipes.training import trained_steps
+
+    exp_dir = _frozen_training(tmp_path, epochs=5, early_stop=False)
+    assert len(json.load(open(os.path.join(exp_dir, "best_k_models.json")))) == 3
+    last = torch.load(os.path.join(exp_dir, "checkpoints", "last.ckpt"), weights_only=False)
+    assert last["epoch"] == 4 and trained_steps(exp_dir) == 5 * 2

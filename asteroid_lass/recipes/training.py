@@ -300,10 +300,9 @@ def train(
     # The best checkpoint (kept as best_model.pth) and early stopping follow one metric.
     monitor = training.get("monitor", "val_loss") if valid_loader is not None else "train_loss"
     mode = "max" if monitor in MAXIMISED_METRICS else "min"
-    checkpoint = ModelCheckpoint(
-        checkpoint_dir, monitor=monitor, mode=mode, save_top_k=3, save_last=True
-    )
-    callbacks = [checkpoint, EpochLine()]
+    checkpoint = ModelCheckpoint(checkpoint_dir, monitor=monitor, mode=mode, save_top_k=3)
+    last = os.path.join(checkpoint_dir, "last.ckpt")
+    callbacks = [checkpoint, _SaveLast(last), EpochLine()]
     if max_steps is not None:
         callbacks.append(_StopAfterSteps(max_steps))
     if training.get("item_log"):
@@ -337,7 +336,6 @@ def train(
             enable_progress_bar=interactive,
             logger=pl.loggers.CSVLogger(exp_dir, name="logs"),
         )
-    last = os.path.join(checkpoint_dir, "last.ckpt")
     print(
         f"training {type(model).__name__} ({sum(p.numel() for p in model.parameters()):,} "
         f"parameters), precision {trainer.precision}, {training['epochs']} epochs",
@@ -389,6 +387,22 @@ def trained_steps(exp_dir: str) -> int:
     checkpoint = os.path.join(exp_dir, "checkpoints", "last.ckpt")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own file
     return int(state["global_step"])
+
+
+class _SaveLast(pl.Callback):
+    """Write ``path`` at the end of every training epoch (after its validation).
+
+    ModelCheckpoint's own ``save_last`` is not used: from Lightning 2.6 it rewrites the file
+    only when a top-k checkpoint is saved, so epochs that do not improve would leave it
+    behind, and it must hold the latest state (resuming, and the step count a budget-matched
+    baseline reads through :func:`trained_steps`).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        trainer.save_checkpoint(self.path)
 
 
 class _StopAfterSteps(pl.Callback):
