@@ -392,7 +392,7 @@ def trained_steps(exp_dir: str) -> int:
 class _SaveLast(pl.Callback):
     """Write ``path`` at the end of every training epoch (after its validation).
 
-    ModelCheckpoint's own ``save_last`` is not used: from Lightning 2.6 it rewrites the file
+    ModelCheckpoint's own ``save_last`` is not used: in Lightning 2.6.6 it rewrites the file
     only when a top-k checkpoint is saved, so epochs that do not improve would leave it
     behind, and it must hold the latest state (resuming, and the step count a budget-matched
     baseline reads through :func:`trained_steps`).
