@@ -7,6 +7,7 @@ the fixed mode lists whole tracks or consecutive excerpts in order, for evaluati
 """
 
 import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 import torch
+import yaml
 from torch.utils.data import Dataset
 
 from ..audio import resample
@@ -39,13 +41,16 @@ MUSDB_LICENSE = dict(
 
 def musdb_validation_tracks() -> Tuple[str, ...]:
     """The 14 training songs that the ``musdb`` package holds out as its "valid" split
-    (empty if the package is not installed)."""
-    try:
-        import musdb
-        import yaml
-    except ImportError:
+    (empty if the package is not installed).
+
+    The package's config file is read without importing the package: ``import musdb``
+    imports stempeg, which refuses to load without ffmpeg, and the WAV version of MUSDB18
+    needs no ffmpeg.
+    """
+    spec = importlib.util.find_spec("musdb")
+    if spec is None or not spec.submodule_search_locations:
         return ()
-    config = os.path.join(os.path.dirname(musdb.__file__), "configs", "mus.yaml")
+    config = os.path.join(spec.submodule_search_locations[0], "configs", "mus.yaml")
     if not os.path.isfile(config):
         return ()
     with open(config) as handle:
@@ -82,17 +87,18 @@ def _wav_tracks(folder: str) -> List[_Track]:
 
 
 def _musdb_tracks(root: str, subset: str, is_wav: bool) -> List[_Track]:
+    # Before the import: without ffmpeg, importing musdb fails inside stempeg.
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        raise RuntimeError(
+            f"{root}: the `musdb` package decodes audio with ffmpeg/ffprobe, which are not on "
+            "PATH. Install ffmpeg, or convert the stems to MUSDB18-HQ wav folders."
+        )
     try:
         import musdb
     except ImportError as err:
         raise ImportError(
             "Reading MUSDB18 stem files needs the `musdb` package: pip install musdb"
         ) from err
-    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
-        raise RuntimeError(
-            f"{root}: the `musdb` package decodes audio with ffmpeg/ffprobe, which are not on "
-            "PATH. Install ffmpeg, or convert the stems to MUSDB18-HQ wav folders."
-        )
     database = musdb.DB(root=root, subsets=subset, is_wav=is_wav)
     tracks = []
     for track in database.tracks:

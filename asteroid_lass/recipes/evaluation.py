@@ -10,8 +10,11 @@ Recipes add metrics of their own with ``extra_scores`` (e.g. the SiSEC SDR of
 ``window``.
 """
 
+import functools
+import importlib.util
 import json
 import os
+from types import ModuleType
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -83,6 +86,24 @@ def separate_item(
     return estimates[0]
 
 
+@functools.lru_cache(maxsize=None)
+def museval_metrics() -> ModuleType:
+    """``museval.metrics`` (BSS-eval v4), loaded without running ``museval/__init__.py``.
+
+    That file imports ``musdb`` and so ``stempeg``, which refuses to load without ffmpeg on
+    PATH; the metrics need neither (they are numpy and scipy), so scoring works on a machine
+    with only Python.
+    """
+    spec = importlib.util.find_spec("museval")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("SiSEC SDR needs the `museval` package: pip install museval")
+    path = os.path.join(spec.submodule_search_locations[0], "metrics.py")
+    module_spec = importlib.util.spec_from_file_location("museval_metrics", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
 def sisec_sdr(
     mixture: np.ndarray, target: np.ndarray, estimate: np.ndarray, sample_rate: int
 ) -> Dict[str, float]:
@@ -95,12 +116,24 @@ def sisec_sdr(
     Returns:
         dict: ``{"sisec_sdr": dB}`` (NaN when every frame is silent).
     """
-    import museval
-
     del mixture  # the SDR needs only the reference
     reference = np.atleast_2d(target).T[None].astype(np.float64)
     estimated = np.atleast_2d(estimate).T[None].astype(np.float64)
-    sdr, _, _, _ = museval.evaluate(reference, estimated, win=sample_rate, hop=sample_rate)
+    if reference.shape != estimated.shape:
+        raise ValueError(
+            f"sisec_sdr: target {reference.shape[1:]} and estimate {estimated.shape[1:]} "
+            "(time, channels) differ."
+        )
+    # What museval.evaluate(..., mode="v4") computes.
+    sdr = museval_metrics().bss_eval(
+        reference,
+        estimated,
+        compute_permutation=False,
+        window=sample_rate,
+        hop=sample_rate,
+        framewise_filters=False,
+        bsseval_sources_version=False,
+    )[0]
     frames = sdr[0][np.isfinite(sdr[0])]
     return {"sisec_sdr": float(np.median(frames)) if frames.size else float("nan")}
 

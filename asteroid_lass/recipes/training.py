@@ -301,8 +301,14 @@ def train(
     monitor = training.get("monitor", "val_loss") if valid_loader is not None else "train_loss"
     mode = "max" if monitor in MAXIMISED_METRICS else "min"
     checkpoint = ModelCheckpoint(checkpoint_dir, monitor=monitor, mode=mode, save_top_k=3)
+    # last.ckpt, rewritten after every validation (resuming, and the step count that a
+    # budget-matched baseline reads through trained_steps). Not ModelCheckpoint's save_last:
+    # in Lightning 2.6.6 it rewrites the file only when a top-k checkpoint is saved.
+    latest = ModelCheckpoint(
+        checkpoint_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False
+    )
     last = os.path.join(checkpoint_dir, "last.ckpt")
-    callbacks = [checkpoint, _SaveLast(last), EpochLine()]
+    callbacks = [checkpoint, latest, EpochLine()]
     if max_steps is not None:
         callbacks.append(_StopAfterSteps(max_steps))
     if training.get("item_log"):
@@ -387,22 +393,6 @@ def trained_steps(exp_dir: str) -> int:
     checkpoint = os.path.join(exp_dir, "checkpoints", "last.ckpt")
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)  # our own file
     return int(state["global_step"])
-
-
-class _SaveLast(pl.Callback):
-    """Write ``path`` at the end of every training epoch (after its validation).
-
-    ModelCheckpoint's own ``save_last`` is not used: in Lightning 2.6.6 it rewrites the file
-    only when a top-k checkpoint is saved, so epochs that do not improve would leave it
-    behind, and it must hold the latest state (resuming, and the step count a budget-matched
-    baseline reads through :func:`trained_steps`).
-    """
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        trainer.save_checkpoint(self.path)
 
 
 class _StopAfterSteps(pl.Callback):
