@@ -6,7 +6,8 @@ blended with complementary raised-cosine fades, so the overlap-add weights sum t
 windows go through the model in batches. Files are read and written in blocks, so memory does
 not grow with the file's length. Conditions (query embeddings, label or prompt indices) are
 computed once per call. A blind model's outputs have no fixed order, so each window's outputs
-are matched to the previous window's over their overlap before they are blended.
+are put in the order of the tracks so far (:mod:`asteroid_lass.alignment`) before they are
+blended.
 """
 
 import contextlib
@@ -21,10 +22,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from .alignment import SourceTracker, aligned_order, interchangeable_outputs
 from .audio import as_float_samples, raise_non_finite
 from .audio import resample as resample_wav
 from .errors import AudioFileError, LASSInputError, OutputExistsError, one_line, SeparationError
-from .losses import hungarian_assignment
 from .ranking import OutputPicker
 from .utils import atomic_write, evaluation_mode
 
@@ -251,6 +252,7 @@ class ChunkedSeparator:
         fade_in = plan.fade()
         pending = None  # the previous window's fade-out, to add to the next fade-in
         previous_tail = None  # previous window over the overlap, unfaded, to align outputs
+        tracker = SourceTracker(self.interchangeable, sample_rate)
         with evaluation_mode(self.model), torch.inference_mode():
             for first in range(0, plan.n_windows, self.batch_size):
                 indices = range(first, min(first + self.batch_size, plan.n_windows))
@@ -259,14 +261,7 @@ class ChunkedSeparator:
                     for index, (mixture, estimate) in zip(group, outputs):
                         start, stop = plan.bounds(index)
                         is_first, is_last = index == 0, index == plan.n_windows - 1
-                        if previous_tail is not None:
-                            estimate = estimate[
-                                aligned_order(
-                                    previous_tail,
-                                    estimate[..., : plan.overlap],
-                                    self.interchangeable,
-                                )
-                            ]
+                        estimate = estimate[tracker.order(estimate, previous_tail, plan.overlap)]
                         if not is_first:
                             estimate[..., : plan.overlap] *= fade_in
                             estimate[..., : plan.overlap] += pending
@@ -327,56 +322,6 @@ def _same_length_groups(plan: WindowPlan, indices) -> Iterator[List[int]]:
 def _length(plan: WindowPlan, index: int) -> int:
     start, stop = plan.bounds(index)
     return stop - start
-
-
-def match_outputs(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
-    """Order of ``estimate``'s outputs that best continues ``reference``'s.
-
-    The outputs of a blind model have no fixed order, so the same source may come out on
-    another output in the next window. Matching by correlation over the samples the two
-    windows share (Hungarian assignment) keeps each source on one output. The order is kept
-    unless another one correlates better beyond float rounding: outputs that correlation
-    cannot tell apart (one shape at different levels) are not shuffled by rounding noise.
-
-    Args:
-        reference: (n_outputs, channels, overlap) the previous window over the overlap.
-        estimate: (n_outputs, channels, overlap) the current window over the same samples.
-
-    Returns:
-        np.ndarray: (n_outputs,) indices: ``estimate[order]`` follows ``reference``.
-    """
-    ref = reference.reshape(reference.shape[0], -1).astype(np.float64)
-    est = estimate.reshape(estimate.shape[0], -1).astype(np.float64)
-    ref_norm = np.linalg.norm(ref, axis=1, keepdims=True)
-    est_norm = np.linalg.norm(est, axis=1, keepdims=True)
-    similarity = (ref @ est.T) / np.maximum(ref_norm * est_norm.T, 1e-12)
-    order = hungarian_assignment(torch.from_numpy(-similarity)[None].transpose(1, 2))[0].numpy()
-    kept = np.arange(len(order))
-    gain = similarity[kept, order].sum() - similarity[kept, kept].sum()
-    return order if gain > 1e-9 * len(order) else kept
-
-
-def interchangeable_outputs(model, conditions) -> List[np.ndarray]:
-    """Groups of output indices that have no fixed order: all outputs of a blind model, the
-    outputs of a repeated prompt (two ``speech``). Only those are aligned between windows."""
-    if model.condition_kind == "none":
-        return [np.arange(model.n_src)]
-    if model.condition_kind != "prompt":
-        return []
-    prompts = np.asarray(conditions[0].cpu())
-    groups = [np.flatnonzero(prompts == p) for p in np.unique(prompts)]
-    return [group for group in groups if len(group) > 1]
-
-
-def aligned_order(
-    reference: np.ndarray, estimate: np.ndarray, groups: Sequence[np.ndarray]
-) -> np.ndarray:
-    """Order of ``estimate``'s outputs that best continues ``reference``'s, permuting only
-    within each group of interchangeable outputs (see :func:`match_outputs`)."""
-    order = np.arange(estimate.shape[0])
-    for group in groups:
-        order[group] = group[match_outputs(reference[group], estimate[group])]
-    return order
 
 
 def _align_channels(

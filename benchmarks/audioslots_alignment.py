@@ -1,8 +1,8 @@
 """Does windowed inference keep each source on one output of a blind model over long audio?
 
 AudioSlots separates at most one chunk (1 s by default) at a time; longer audio goes through
-the package's windowed inference, which puts each window's outputs in the previous window's
-order (Hungarian matching of their correlation over the overlap) before cross-fading them.
+the package's windowed inference, which puts each window's outputs in the order of the tracks
+so far (:mod:`asteroid_lass.alignment`) before cross-fading them.
 This measures it on 60 s two-talker mixtures built from longer sources: each talker is a
 built-in formant-synthesised speaker (:mod:`asteroid_lass.data.speech_synth`) whose
 utterances are concatenated, with pauses, to the mixture's length; the two are mixed at a
@@ -37,8 +37,8 @@ import torch
 
 from asteroid_lass.data.speech_synth import make_speaker, synth_utterance
 from asteroid_lass.errors import ModelFileError
-from asteroid_lass.inference import ChunkedSeparator, separate_waveform
-from asteroid_lass.losses import neg_sisdr, pairwise
+from asteroid_lass.inference import ChunkedSeparator, WindowPlan, separate_waveform
+from asteroid_lass.losses import hungarian_assignment, neg_sisdr, pairwise
 from asteroid_lass.metrics import match_to_references, si_sdr_improvement
 from asteroid_lass.models import Separator
 
@@ -95,6 +95,36 @@ def unaligned(
     return np.concatenate(blocks, axis=-1)[:, 0]
 
 
+def best_window_order(
+    model, mixture: np.ndarray, sources: np.ndarray, sample_rate: int, window: float, overlap: float
+) -> np.ndarray:
+    """Every window's outputs in the order that best matches the true sources over that window
+    (Hungarian on SI-SDR), stitched without alignment: the ceiling of any alignment with this
+    separator's windows, (n_outputs, time)."""
+    plan = WindowPlan.from_seconds(
+        len(mixture), sample_rate, window, overlap, model.max_input_samples
+    )
+    windows = iter(range(plan.n_windows))  # one window per call: batch_size 1
+    forward = model.forward
+
+    def ordered(chunk, conditions=None):
+        outputs = forward(chunk, conditions)
+        start, stop = plan.bounds(next(windows))
+        length = min(stop - start, outputs.shape[-1])
+        reference = torch.from_numpy(sources[:, start : start + length])[None, :, None]
+        matched = hungarian_assignment(
+            pairwise(neg_sisdr, outputs[..., :length].double(), reference.double())
+        )[0]
+        rest = [i for i in range(outputs.shape[1]) if i not in set(matched.tolist())]
+        return outputs[:, torch.cat([matched, torch.tensor(rest, dtype=torch.long)])]
+
+    model.forward = ordered
+    try:
+        return unaligned(model, mixture, sample_rate, window, overlap)
+    finally:
+        model.forward = forward
+
+
 def frame_choices(estimates: np.ndarray, sources: np.ndarray, frame: int) -> List[np.ndarray]:
     """Per source, the output with the highest SI-SDR in each of its active frames."""
     n_frames = sources.shape[-1] // frame
@@ -116,6 +146,25 @@ def file_si_sdri(estimates: np.ndarray, mixture: np.ndarray, sources: np.ndarray
     matched = match_to_references(est, ref)
     mix = torch.from_numpy(mixture)[None, None].double()
     return float(si_sdr_improvement(mix, matched, ref).mean())
+
+
+def shuffle_outputs(model: Separator, seed: int) -> None:
+    """Make ``model`` return its outputs in a random order at every call (in place).
+
+    A trained blind model's own order often carries information (AudioSlots' learned slot
+    queries, a PIT model's habit of putting one kind of source first), so leaving each window
+    in its own order is a strong reference. Shuffled, the order carries none, and the figures
+    measure what the alignment alone does.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    forward = model.forward
+
+    def shuffled(mixture, conditions=None):
+        outputs = forward(mixture, conditions)
+        orders = [torch.randperm(outputs.shape[1], generator=generator) for _ in outputs]
+        return torch.stack([item[order] for item, order in zip(outputs, orders)])
+
+    model.forward = shuffled
 
 
 def load(path: str) -> Separator:
@@ -148,17 +197,29 @@ def main() -> None:
     parser.add_argument("--frame", type=float, help="Frame length (s); default: one hop.")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--shuffle",
+        action="store_true",
+        help="Shuffle the model's outputs at every window (see shuffle_outputs).",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load(args.model)
+    if args.shuffle:
+        shuffle_outputs(model, args.seed)
     rate = int(model.sample_rate)
     window = args.window or model.max_input_seconds or 10.0
     frame = int(round((args.frame or window * (1 - args.overlap)) * rate))
 
     # Per method: (stays on one output, active frames, frames on the majority output) per
     # (file, source) pair, and the SI-SDRi per file.
-    pairs = {"aligned": [], "unaligned": []}
-    sdri = {"aligned": [], "unaligned": []}
+    methods = {
+        "aligned": "aligned (package)",
+        "unaligned": "no alignment (reference)",
+        "ceiling": "best order per window, from the true sources (ceiling)",
+    }
+    pairs = {method: [] for method in methods}
+    sdri = {method: [] for method in methods}
     for index in range(args.n_files):
         mixture, sources = two_talker_mixture(args.seed + index, rate, args.seconds)
         outputs = {
@@ -166,6 +227,7 @@ def main() -> None:
                 :, 0
             ],
             "unaligned": unaligned(model, mixture, rate, window, args.overlap),
+            "ceiling": best_window_order(model, mixture, sources, rate, window, args.overlap),
         }
         for method, estimates in outputs.items():
             for choices in frame_choices(estimates, sources, frame):
@@ -176,16 +238,16 @@ def main() -> None:
 
     print(
         f"\n{args.n_files} mixtures of {args.seconds:.0f} s, 2 talkers; model {args.model}; "
-        f"windows of {window:g} s, overlap {args.overlap:g}, frames of {frame / rate:g} s\n"
+        f"windows of {window:g} s, overlap {args.overlap:g}, frames of {frame / rate:g} s"
+        f"{'; outputs shuffled at every window' if args.shuffle else ''}\n"
     )
     print("| inference | stays on one output | frames on majority output | SI-SDRi (dB) |")
     print("|---|---|---|---|")
     for method, rows in pairs.items():
         stays = np.mean([row[0] for row in rows])
         majority = sum(row[2] for row in rows) / max(sum(row[1] for row in rows), 1)
-        label = "aligned (package)" if method == "aligned" else "no alignment (reference)"
         print(
-            f"| {label} | {stays:.0%} of {len(rows)} pairs | {majority:.1%} | "
+            f"| {methods[method]} | {stays:.0%} of {len(rows)} pairs | {majority:.1%} | "
             f"{np.mean(sdri[method]):.2f} |"
         )
 

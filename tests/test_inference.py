@@ -401,16 +401,3 @@ def test_bf16_precision_is_opt_in_close_to_fp32_and_named_when_wrong(tiny_model,
     assert cli_main(["separate", *common, "--out", str(tmp_path / "c"), "--precision", "fp16"]) == 2
     err = capsys.readouterr().err.strip()
     assert "precision must be one of" in err and len(err.splitlines()) == 1, err
-
-
-def test_window_matching_follows_the_sources_and_keeps_the_order_on_ties():
-    from asteroid_lass.inference import match_outputs
-
-    rng = np.random.default_rng(3)
-    a, b, c = rng.standard_normal((3, 1, 400))
-    previous = np.stack([a, b, c])
-    # The same sources come out in another order (and at other levels): found again.
-    assert list(match_outputs(previous, np.stack([2 * c, a, 0.5 * b]))) == [1, 2, 0]
-    # Outputs correlation cannot tell apart (one waveform at three levels): order kept.
-    same = np.stack([0.25 * a, 0.5 * a, 0.75 * a])
-    assert list(match_outputs(same, same[[2, 0, 1]])) == [0, 1, 2]

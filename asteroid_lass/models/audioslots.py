@@ -18,8 +18,8 @@ explained in :class:`AudioSlots`.
 
 The network takes at most ``chunk_seconds`` (its declared ``max_input_seconds``). Longer audio
 is stitched by the package's windowed inference (:mod:`asteroid_lass.inference`), as for every
-blind model: windows of at most one chunk, each window's outputs put in the previous window's
-order by a Hungarian matching of their correlation over the overlap, then a sin^2 cross-fade.
+blind model: windows of at most one chunk, each window's outputs put in the order of the
+tracks so far (:mod:`asteroid_lass.alignment`), then a sin^2 cross-fade.
 """
 
 import math
@@ -461,8 +461,8 @@ class AudioSlots(Separator):
 
         Inputs longer than ``chunk_seconds`` need no gradients: they go through the package's
         windowed inference (:func:`asteroid_lass.inference.separate_in_windows`, windows of
-        one chunk overlapping by ``chunk_overlap``, outputs matched by correlation over the
-        overlap and cross-faded). With gradients they are an error: train on crops of at most
+        one chunk overlapping by ``chunk_overlap``, outputs aligned from window to window by
+        :mod:`asteroid_lass.alignment` and cross-faded). With gradients they are an error: train on crops of at most
         ``chunk_seconds``.
 
         Args:
