@@ -37,10 +37,11 @@ OWN_ORDER_WEIGHT = 0.5
 def output_similarity(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray:
     """Level-aware similarity of every pair of outputs over the same samples.
 
-    ``<r_i, e_j> / max(|r_i|^2, |e_j|^2)``: 1 for the same signal at the same level, smaller
-    for another source, and smaller for the same source at a very different level. Plain
-    correlation scores a quiet copy of a source (its leakage into another output while the
-    other source pauses) as high as the source itself.
+    ``max(0, <r_i, e_j>) / max(|r_i|^2, |e_j|^2)``: 1 for the same signal at the same level,
+    smaller for another source, and smaller for the same source at a very different level.
+    Plain correlation scores a quiet copy of a source (its leakage into another output while
+    the other source pauses) as high as the source itself. Negative values, which the same
+    source in two overlapping windows does not give, are no evidence and count as 0.
 
     Args:
         reference: (n_outputs, ...) signals.
@@ -53,7 +54,7 @@ def output_similarity(reference: np.ndarray, estimate: np.ndarray) -> np.ndarray
     est = estimate.reshape(estimate.shape[0], -1).astype(np.float64)
     ref_energy = np.square(ref).sum(axis=1)[:, None]
     est_energy = np.square(est).sum(axis=1)[None]
-    return (ref @ est.T) / np.maximum(np.maximum(ref_energy, est_energy), 1e-20)
+    return np.maximum(ref @ est.T, 0.0) / np.maximum(np.maximum(ref_energy, est_energy), 1e-20)
 
 
 def best_order(score: np.ndarray) -> np.ndarray:
