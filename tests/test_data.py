@@ -15,7 +15,7 @@ from asteroid_lass.data import (
 )
 from asteroid_lass.data.batch import collate_separation
 from asteroid_lass.data.mixing import energy_snr_db
-from asteroid_lass.data.synth import CLASSES, make_corpus
+from asteroid_lass.data.synth import CLASSES, EVENT_CLASSES, INSTRUMENT_CLASSES, make_corpus
 from conftest import write_wav
 
 SR = 8000
@@ -161,7 +161,7 @@ def test_builtin_corpus_classes_are_distinct_and_varied(tmp_path):
     manifest = load_manifest(
         make_corpus(str(tmp_path), clips_per_class=6, sample_rate=16000, split="c")
     )
-    assert len(CLASSES) >= 12 and manifest["labels"].nunique() == len(CLASSES)
+    assert len(EVENT_CLASSES) == 12 and manifest["labels"].nunique() == len(EVENT_CLASSES)
     import soundfile as sf
 
     spectra = np.stack([_log_spectrum(sf.read(p, dtype="float32")[0]) for p in manifest["path"]])
@@ -170,16 +170,64 @@ def test_builtin_corpus_classes_are_distinct_and_varied(tmp_path):
     correct = 0
     for i in range(len(labels)):
         others = np.arange(len(labels)) != i
-        means = {c: spectra[others & (labels == c)].mean(axis=0) for c in CLASSES}
+        means = {c: spectra[others & (labels == c)].mean(axis=0) for c in EVENT_CLASSES}
         guess = min(means, key=lambda c: np.sum((spectra[i] - means[c]) ** 2))
         correct += guess == labels[i]
     assert correct / len(labels) > 0.8
     # Varied: no two clips of a class share a spectrum, and durations differ.
-    for label in CLASSES:
+    for label in EVENT_CLASSES:
         members = spectra[labels == label]
         distances = [np.abs(a - b).mean() for i, a in enumerate(members) for b in members[i + 1 :]]
         assert min(distances) > 0.05, label
         assert manifest[manifest.labels == label]["duration"].nunique() == 6
+
+
+def _periodicity(wav: np.ndarray, sr: int):
+    """Per active 40 ms frame (within 25 dB of the loudest): the normalised autocorrelation's
+    peak over the lags of 60 to 1100 Hz, and the f0 of that lag."""
+    size = int(0.04 * sr)
+    frames = np.lib.stride_tricks.sliding_window_view(wav, size)[:: size // 2]
+    energy = np.mean(frames**2, axis=1)
+    frames = frames[energy > energy.max() * 10**-2.5]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    spectrum = np.fft.rfft(frames, 2 * size, axis=1)
+    autocorr = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :size]
+    lags = np.arange(int(sr / 1100), int(sr / 60) + 1)
+    # Normalised by the overlap length too, so that long lags are not penalised.
+    normalised = autocorr[:, lags] / autocorr[:, :1] * size / (size - lags)
+    peak = normalised.max(axis=1)
+    # Every multiple of the period correlates as well: the shortest lag near the peak is f0.
+    best = np.argmax(normalised >= 0.9 * peak[:, None], axis=1)
+    return peak, sr / lags[best], len(frames) / len(energy)
+
+
+def test_builtin_instrument_classes_are_sustained_harmonic_and_share_a_register(tmp_path):
+    import soundfile as sf
+
+    manifest = load_manifest(
+        make_corpus(
+            str(tmp_path), 6, 16000, (3.0, 4.0), classes=list(INSTRUMENT_CLASSES), split="i"
+        )
+    )
+    periodicity, clip_f0, active, spectra = {}, {}, {}, {}
+    for label, path in zip(manifest["labels"], manifest["path"]):
+        wav = sf.read(path, dtype="float64")[0]
+        strength, f0, share = _periodicity(wav, 16000)
+        periodicity.setdefault(label, []).extend(strength)
+        clip_f0.setdefault(label, []).append(np.median(f0))
+        active.setdefault(label, []).append(share)
+        spectra.setdefault(label, []).append(_log_spectrum(wav.astype(np.float32)))
+    for label in INSTRUMENT_CLASSES:
+        assert np.mean(active[label]) > 0.7, (label, np.mean(active[label]))  # sustained
+        assert np.median(periodicity[label]) > 0.6, (label, np.median(periodicity[label]))
+        # Varied: no two clips of a class share a spectrum.
+        members = spectra[label]
+        distances = [np.abs(a - b).mean() for i, a in enumerate(members) for b in members[i + 1 :]]
+        assert min(distances) > 0.05, label
+    # Five of them play in one register: the spans of their clips' median f0 overlap.
+    one_register = ["Violin, fiddle", "Flute", "Clarinet", "Trumpet", "Singing"]
+    spans = {label: (min(clip_f0[label]), max(clip_f0[label])) for label in one_register}
+    assert max(low for low, _ in spans.values()) < min(high for _, high in spans.values()), spans
 
 
 def test_builtin_corpus_clips_are_never_silent(tmp_path):

@@ -212,7 +212,167 @@ def wind(rng, n, sr):
     return whoosh * np.abs(gust) + 0.05 * noise * np.abs(gust)
 
 
-#: AudioSet display name -> generator.
+# ------------------------------------------------------------ sustained, harmonic classes
+# Several of these share a register (violin, flute, clarinet, trumpet and singing all play
+# around 200-1000 Hz; cello and organ lower): what tells them apart is timbre (which partials,
+# how they move, the noise beside them), as in real ensembles, not a frequency band.
+
+#: Semitone steps of the scales the melodic classes play in.
+_SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10), (0, 2, 4, 7, 9))
+
+#: Formants (Hz) and bandwidths of sung vowels a, e, i, o, u.
+_VOWEL_FORMANTS = (
+    ((800, 1150, 2900), (80, 90, 120)),
+    ((400, 1600, 2700), (60, 80, 120)),
+    ((300, 2200, 3000), (50, 100, 120)),
+    ((450, 800, 2830), (70, 80, 100)),
+    ((325, 700, 2530), (50, 60, 170)),
+)
+
+
+def _melody(rng, n, sr, low_hz, high_hz, note_range, rest_probability, attack, release):
+    """A phrase of notes from a scale: per-sample f0 (Hz), amplitude envelope, and note onsets.
+
+    Notes glide into each other over a few milliseconds (legato); a rest, when drawn, lets the
+    envelope fall to zero.
+    """
+    scale = np.array(_SCALES[int(rng.integers(len(_SCALES)))])
+    low_midi, high_midi = 69 + 12 * np.log2(low_hz / 440), 69 + 12 * np.log2(high_hz / 440)
+    root = rng.uniform(low_midi, max(low_midi, high_midi - 12))
+    steps = np.concatenate([scale + 12 * octave for octave in range(3)])
+    steps = steps[root + steps <= high_midi]
+    f0 = np.empty(n)
+    envelope = np.zeros(n)
+    position, degree = 0, int(rng.integers(len(steps)))
+    onsets = []
+    while position < n:
+        length = int(sr * rng.uniform(*note_range))
+        stop = min(position + length, n)
+        if onsets and rng.random() < rest_probability:
+            f0[position:stop] = f0[position - 1]
+        else:
+            degree = int(np.clip(degree + rng.integers(-2, 3), 0, len(steps) - 1))
+            f0[position:stop] = 440 * 2 ** ((root + steps[degree] - 69) / 12)
+            tt = _t(stop - position, sr)
+            rise = np.minimum(1.0, tt / attack)
+            fall = np.minimum(1.0, (tt[-1] - tt) / release + 1e-9)
+            envelope[position:stop] = rise * fall * rng.uniform(0.6, 1.0)
+            onsets.append(position)
+        position = stop
+    glide = max(int(sr * 0.015), 1)
+    f0 = np.convolve(np.pad(f0, glide, mode="edge"), np.ones(glide) / glide, mode="same")
+    return f0[glide:-glide], envelope, onsets
+
+
+def _vibrato(rng, n, sr, rate_range, depth_range) -> np.ndarray:
+    """Pitch factor around 1: a vibrato whose rate wanders a little, as a player's does."""
+    rate = rng.uniform(*rate_range) * (1 + 0.1 * _lowpass_noise(rng, n, int(sr * 0.3)))
+    return 1 + rng.uniform(*depth_range) * np.sin(2 * np.pi * np.cumsum(rate) / sr)
+
+
+def _partials(f0, sr, amplitudes) -> np.ndarray:
+    """Sum of harmonics k = 1.. of a per-sample f0; ``amplitudes`` (K,) or (K, time)."""
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    out = np.zeros_like(f0)
+    for k, amplitude in enumerate(amplitudes, start=1):
+        audible = k * f0 < 0.45 * sr
+        out += np.where(audible, amplitude, 0.0) * np.sin(k * phase)
+    return out
+
+
+def _body(rng, sr, f0, amplitudes) -> np.ndarray:
+    """Harmonic amplitudes shaped by three random resonances of an instrument's body."""
+    peaks = rng.uniform(250, 3500, 3)
+    k = np.arange(1, len(amplitudes) + 1)[:, None] * np.median(f0)
+    gain = 1 + sum(2.0 / (1 + ((k - p) / (0.15 * p)) ** 2) for p in peaks)
+    return amplitudes[:, None] * gain
+
+
+def _bowed(rng, n, sr, low_hz, high_hz, tilt):
+    f0, envelope, _ = _melody(rng, n, sr, low_hz, high_hz, (0.3, 1.2), 0.15, 0.1, 0.08)
+    f0 = f0 * _vibrato(rng, n, sr, (4.5, 6.5), (0.002, 0.006))
+    amplitudes = _body(rng, sr, f0, 1.0 / np.arange(1, 25) ** tilt)
+    tone = _partials(f0, sr, amplitudes[:, 0])
+    bow = _bandpass_noise(rng, n, sr, 1500, min(6000, sr / 2 - 1))
+    return (tone + 0.04 * bow / (np.std(bow) + 1e-9) * np.std(tone)) * envelope
+
+
+def violin(rng, n, sr):
+    return _bowed(rng, n, sr, 196, 1050, rng.uniform(0.8, 1.1))
+
+
+def cello(rng, n, sr):
+    return _bowed(rng, n, sr, 65, 440, rng.uniform(1.0, 1.4))
+
+
+def flute(rng, n, sr):
+    f0, envelope, _ = _melody(rng, n, sr, 262, 1400, (0.25, 1.0), 0.2, 0.06, 0.05)
+    f0 = f0 * _vibrato(rng, n, sr, (4.5, 5.5), (0.002, 0.004))
+    tone = _partials(f0, sr, np.array([1.0, 0.3, 0.1, 0.05]) * rng.uniform(0.7, 1.3, 4))
+    breath = _bandpass_noise(rng, n, sr, 800, min(7000, sr / 2 - 1))
+    breath = breath / (np.std(breath) + 1e-9) * np.std(tone) * rng.uniform(0.05, 0.12)
+    return (tone + breath) * envelope
+
+
+def clarinet(rng, n, sr):
+    f0, envelope, _ = _melody(rng, n, sr, 147, 880, (0.25, 1.0), 0.15, 0.03, 0.04)
+    k = np.arange(1, 20)
+    amplitudes = np.where(k % 2 == 1, 1.0 / k, rng.uniform(0.02, 0.08) / k)
+    tone = _partials(f0 * _vibrato(rng, n, sr, (4, 6), (0.0, 0.001)), sr, amplitudes)
+    return tone * envelope
+
+
+def trumpet(rng, n, sr):
+    f0, envelope, onsets = _melody(rng, n, sr, 165, 930, (0.15, 0.8), 0.25, 0.02, 0.03)
+    scoop = np.ones(n)
+    for onset in onsets:  # each note starts a little flat and rises to pitch
+        m = min(int(sr * 0.04), n - onset)
+        scoop[onset : onset + m] = 1 - 0.03 * (1 - np.arange(m) / m)
+    k = np.arange(1, 20)[:, None]
+    # Brass brightens as it gets louder: higher partials grow faster than the envelope.
+    amplitudes = envelope[None] ** (0.3 * (k - 1)) / k ** rng.uniform(0.5, 0.9)
+    return _partials(f0 * scoop, sr, amplitudes) * envelope
+
+
+def organ(rng, n, sr):
+    drawbars = rng.uniform(0, 1, 6) * (rng.random(6) < 0.7)
+    drawbars[1] = max(drawbars[1], 0.5)  # the fundamental's stop is always drawn
+    out = np.zeros(n)
+    for voice in range(int(rng.integers(2, 4))):
+        f0, envelope, _ = _melody(rng, n, sr, 110, 520, (0.6, 2.0), 0.1, 0.005, 0.03)
+        phase = 2 * np.pi * np.cumsum(f0) / sr
+        tone = sum(
+            level * np.where(ratio * f0 < 0.45 * sr, np.sin(ratio * phase), 0.0)
+            for ratio, level in zip((0.5, 1, 2, 3, 4, 6), drawbars)
+        )
+        out += tone * envelope
+    return out
+
+
+def singing(rng, n, sr):
+    low, high = (110, 400) if rng.random() < 0.5 else (200, 800)
+    f0, envelope, onsets = _melody(rng, n, sr, low, high, (0.3, 1.2), 0.15, 0.05, 0.06)
+    f0 = f0 * _vibrato(rng, n, sr, (4.8, 6.0), (0.005, 0.015))
+    k = np.arange(1, 40)[:, None]
+    vowel = np.zeros(n, dtype=int)
+    for onset in onsets:
+        vowel[onset:] = int(rng.integers(len(_VOWEL_FORMANTS)))
+    amplitudes = np.zeros((len(k), n))
+    for index, (formants, bandwidths) in enumerate(_VOWEL_FORMANTS):
+        at = vowel == index
+        if not at.any():
+            continue
+        freqs = k * f0[None, at]
+        gain = sum(
+            1.0 / np.sqrt(1 + ((freqs - f) / (0.5 * b)) ** 2) for f, b in zip(formants, bandwidths)
+        )
+        amplitudes[:, at] = gain / k**0.5
+    breath = _bandpass_noise(rng, n, sr, 2000, min(7000, sr / 2 - 1))
+    tone = _partials(f0, sr, amplitudes)
+    return (tone + 0.02 * breath / (np.std(breath) + 1e-9) * np.std(tone)) * envelope
+
+
+#: AudioSet display name -> generator: sound events, then sustained harmonic instruments.
 CLASSES: Dict[str, Generator] = {
     "Siren": siren,
     "Bell": bell,
@@ -226,7 +386,20 @@ CLASSES: Dict[str, Generator] = {
     "Plucked string instrument": plucked_string,
     "Piano": piano,
     "Wind": wind,
+    "Violin, fiddle": violin,
+    "Cello": cello,
+    "Flute": flute,
+    "Clarinet": clarinet,
+    "Trumpet": trumpet,
+    "Organ": organ,
+    "Singing": singing,
 }
+#: Short, mostly separable events: the built-in corpus of the first releases.
+EVENT_CLASSES = tuple(CLASSES)[:12]
+#: Sustained harmonic sources, several in one register: told apart by timbre alone.
+INSTRUMENT_CLASSES = tuple(CLASSES)[12:]
+#: Named class sets of the built-in corpus (the recipe's ``data.builtin_classes``).
+CLASS_SETS = {"events": EVENT_CLASSES, "all": tuple(CLASSES)}
 CAPTION_TEMPLATES = (
     "{label}",
     "the sound of {label}",
@@ -278,10 +451,11 @@ def make_corpus(
         sample_rate: Clip sample rate.
         seconds_range: Clip durations are drawn uniformly in this range.
         seed: Base seed; the corpus is a function of all arguments.
-        classes: Subset of :data:`CLASSES` (default: all).
+        classes: Subset of :data:`CLASSES` (default: :data:`EVENT_CLASSES`, the corpus of the
+            first releases; :data:`CLASS_SETS` names the sets the recipe offers).
         split: Name of the split (separate seeds per split name).
     """
-    classes = list(CLASSES) if classes is None else classes
+    classes = list(EVENT_CLASSES) if classes is None else classes
     unknown = [c for c in classes if c not in CLASSES]
     if unknown:
         raise ValueError(f"Unknown classes {unknown}; known: {list(CLASSES)}.")

@@ -14,7 +14,7 @@ from asteroid_lass.data import QueryMixtureDataset, load_manifest, write_fixed_m
 from asteroid_lass.data import write_manifest
 from asteroid_lass.data.manifest import check_split_leakage
 from asteroid_lass.data.audioset import prepare_audioset
-from asteroid_lass.data.synth import make_corpus
+from asteroid_lass.data.synth import CLASS_SETS, make_corpus
 from asteroid_lass.errors import LASSInputError
 from asteroid_lass.recipes.adapt import resolve_auto
 from asteroid_lass.recipes.config import parse_recipe_args
@@ -30,8 +30,15 @@ def make_manifests(conf: dict, args) -> None:
     if args.dataset == "synth":
         # Train and test clips are different draws (separate seeds per split).
         per_class = data["clips_per_class"]
-        make_corpus(args.data_dir, per_class, data["sample_rate"], split="train")
-        make_corpus(args.data_dir, max(per_class // 4, 2), data["sample_rate"], split="test")
+        if data["builtin_classes"] not in CLASS_SETS:
+            raise LASSInputError(
+                f"data.builtin_classes must be one of {list(CLASS_SETS)}, "
+                f"got {data['builtin_classes']!r}."
+            )
+        classes = list(CLASS_SETS[data["builtin_classes"]])
+        rate = data["sample_rate"]
+        make_corpus(args.data_dir, per_class, rate, classes=classes, split="train")
+        make_corpus(args.data_dir, max(per_class // 4, 2), rate, classes=classes, split="test")
     elif args.dataset == "manifest":
         for split, source in (("train", args.train_manifest), ("test", args.test_manifest)):
             if not source:
