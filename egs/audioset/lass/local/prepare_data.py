@@ -30,12 +30,13 @@ def make_manifests(conf: dict, args) -> None:
     if args.dataset == "synth":
         # Train and test clips are different draws (separate seeds per split).
         per_class = data["clips_per_class"]
-        if data["builtin_classes"] not in CLASS_SETS:
+        # Confs written before the instrument classes existed have no such key: their corpus.
+        class_set = data.get("builtin_classes", "events")
+        if class_set not in CLASS_SETS:
             raise LASSInputError(
-                f"data.builtin_classes must be one of {list(CLASS_SETS)}, "
-                f"got {data['builtin_classes']!r}."
+                f"data.builtin_classes must be one of {list(CLASS_SETS)}, got {class_set!r}."
             )
-        classes = list(CLASS_SETS[data["builtin_classes"]])
+        classes = list(CLASS_SETS[class_set])
         rate = data["sample_rate"]
         make_corpus(args.data_dir, per_class, rate, classes=classes, split="train")
         make_corpus(args.data_dir, max(per_class // 4, 2), rate, classes=classes, split="test")
