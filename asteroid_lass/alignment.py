@@ -10,7 +10,10 @@ tracks built so far, with two kinds of evidence:
   not mistaken for the source itself;
 - each track's long-term spectral envelope (:class:`SourceTracker`), which carries the tracks
   across overlaps that hold no sound (every source pausing at once), where the shared samples
-  say nothing.
+  say nothing;
+- the model's own order, as far as the file has confirmed it (a model whose slots or outputs
+  keep one kind of source makes independent mistakes, where a chain of matches carries each
+  mistake to the end of the file).
 """
 
 import math
@@ -30,6 +33,10 @@ ENVELOPE_FRAME_SECONDS = 0.032
 ENVELOPE_RATE = 0.1
 #: How fast a track's level follows new windows.
 LEVEL_RATE = 0.1
+#: Windows over which the envelopes' weight grows from 1/8 to full: an envelope learnt from a
+#: window or two (the talkers still mixed in it) misleads more than it helps (-0.5 dB on the
+#: AudioSlots recipe's 3 s test mixtures at full weight from the first window).
+ENVELOPE_WARMUP_WINDOWS = 8
 #: Weight of the model's own order at full consistency.
 OWN_ORDER_WEIGHT = 0.5
 
@@ -121,15 +128,20 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class SourceTracker:
     """Puts each window's interchangeable outputs in the order of the tracks so far.
 
-    Per group of interchangeable outputs, the order maximises the sum of two scores:
+    Per group of interchangeable outputs, the order maximises the sum of three scores:
 
     - :func:`output_similarity` between the previous window (already in track order) and
       this one over the samples they share: decisive whenever the overlap holds sound;
     - the cosine similarity between each track's spectral envelope so far and each output's
       envelope in this window (mean log-mel power, level removed, relative to the group's
-      mean envelope), weighted by how little sound the overlap holds: it takes over when
-      every output is silent where the windows meet (the sources pausing together), where
-      the shared samples carry no evidence and an order chosen on them would be a coin toss.
+      mean envelope), weighted by how little sound the overlap holds and by how many windows
+      the envelopes have been learnt from (:data:`ENVELOPE_WARMUP_WINDOWS`): it takes over
+      when every output is silent where the windows meet (the sources pausing together),
+      where the shared samples carry no evidence and an order chosen on them would be a coin
+      toss;
+    - the model's own order (the previous window's permutation), weighted by how often the
+      shared samples alone have confirmed it so far (:data:`OWN_ORDER_WEIGHT`; nothing for a
+      model whose order is random).
 
     After each window the tracks' envelopes and levels follow their new outputs (an output far
     quieter than its track's level moves the envelope less: leakage and pauses do not blur it).
@@ -154,6 +166,7 @@ class SourceTracker:
         self.envelopes: Optional[np.ndarray] = None  # (n_outputs, bands), track order
         self.levels: Optional[np.ndarray] = None  # (n_outputs,) mean square, track order
         self.previous_order: Optional[np.ndarray] = None
+        self.windows_seen = 1
         # Per group: window meetings so far, and how many of them the shared samples alone
         # continued in the model's own order (the previous window's order).
         self.meetings = np.zeros(len(self.groups))
@@ -204,13 +217,17 @@ class SourceTracker:
                 typical = self.levels[group].mean()
                 presence = min(1.0, shared.sum() / typical) if typical > 0 else 0.0
             centre = self.envelopes[group].mean(axis=0)
-            score += (1.0 - presence) * _cosine(
-                self.envelopes[group] - centre, envelopes[group] - centre
+            learnt = min(1.0, self.windows_seen / ENVELOPE_WARMUP_WINDOWS)
+            score += (
+                learnt
+                * (1.0 - presence)
+                * _cosine(self.envelopes[group] - centre, envelopes[group] - centre)
             )
             rate = (self.continued[index] + 1) / (self.meetings[index] + 2)
             score[np.arange(len(group)), previous] += OWN_ORDER_WEIGHT * max(0.0, 2 * rate - 1)
             order[group] = group[best_order(score)]
         self.previous_order = order
+        self.windows_seen += 1
         envelopes, levels = envelopes[order], levels[order]
         weight = ENVELOPE_RATE * np.minimum(1.0, levels / np.maximum(self.levels, 1e-20))
         self.envelopes += weight[:, None] * (envelopes - self.envelopes)
