@@ -280,19 +280,19 @@ def _partials(f0, sr, amplitudes) -> np.ndarray:
     return out
 
 
-def _body(rng, sr, f0, amplitudes) -> np.ndarray:
-    """Harmonic amplitudes shaped by three random resonances of an instrument's body."""
+def _body(rng, f0, amplitudes) -> np.ndarray:
+    """Harmonic amplitudes shaped by three random resonances of an instrument's body (placed
+    at the partials of the phrase's median pitch)."""
     peaks = rng.uniform(250, 3500, 3)
-    k = np.arange(1, len(amplitudes) + 1)[:, None] * np.median(f0)
-    gain = 1 + sum(2.0 / (1 + ((k - p) / (0.15 * p)) ** 2) for p in peaks)
-    return amplitudes[:, None] * gain
+    partials = np.arange(1, len(amplitudes) + 1) * np.median(f0)
+    gain = 1 + sum(2.0 / (1 + ((partials - p) / (0.15 * p)) ** 2) for p in peaks)
+    return amplitudes * gain
 
 
 def _bowed(rng, n, sr, low_hz, high_hz, tilt):
     f0, envelope, _ = _melody(rng, n, sr, low_hz, high_hz, (0.3, 1.2), 0.15, 0.1, 0.08)
     f0 = f0 * _vibrato(rng, n, sr, (4.5, 6.5), (0.002, 0.006))
-    amplitudes = _body(rng, sr, f0, 1.0 / np.arange(1, 25) ** tilt)
-    tone = _partials(f0, sr, amplitudes[:, 0])
+    tone = _partials(f0, sr, _body(rng, f0, 1.0 / np.arange(1, 25) ** tilt))
     bow = _bandpass_noise(rng, n, sr, 1500, min(6000, sr / 2 - 1))
     return (tone + 0.04 * bow / (np.std(bow) + 1e-9) * np.std(tone)) * envelope
 
