@@ -11,11 +11,13 @@ import math
 import os
 import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Optional
 
 import pytorch_lightning as pl
 import torch
 from asteroid.engine.system import System
+from pytorch_lightning.utilities import move_data_to_device
+from torch.optim.swa_utils import update_bn
 
 from .losses import Objective
 from .metrics import audible, match_to_references, match_within_prompts, si_sdr_improvement
@@ -132,6 +134,21 @@ class SeparationSystem(System):
             batch["condition_ids"] = conditions
         return self.model.training_outputs(batch["mixture"], conditions)
 
+    def recompute_batchnorm(self, batches: Iterable[Dict[str, Any]]) -> None:
+        """Set every BatchNorm layer's running statistics to their average over ``batches``
+        (training batches, run in training mode with the weights as they are now): "precise
+        BatchNorm". The running averages kept during training trail weights that changed at
+        every step; these are the statistics of the weights that are kept.
+
+        Args:
+            batches: Training batches (dicts, see :mod:`asteroid_lass.data.batch`).
+        """
+        device = next(self.model.parameters()).device
+        with torch.no_grad():
+            # update_bn leaves its module in the mode it found: the system's.
+            module = _BatchOutputs(self).train(self.training)
+            update_bn((move_data_to_device(b, device) for b in batches), module)
+
     def common_step(self, batch, batch_nb, train=True):
         terms = self.loss_func(self._outputs(batch), batch)
         size = len(batch["mixture"])
@@ -178,6 +195,17 @@ class SeparationSystem(System):
         dataset = getattr(self.train_loader, "dataset", None)
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(self.current_epoch)
+
+
+class _BatchOutputs(torch.nn.Module):
+    """A system's training outputs of one batch dict, as a module (for ``update_bn``)."""
+
+    def __init__(self, system: SeparationSystem):
+        super().__init__()
+        self.system = system
+
+    def forward(self, batch: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+        return self.system._outputs(batch)
 
 
 class EpochLine(pl.Callback):

@@ -38,6 +38,7 @@ from asteroid_lass.models import AsteroidSeparator, LASSResUNet, Separator
 from asteroid_lass.models.base import load_model_file, query_slug, save_model_file
 from asteroid_lass.queries import AudioQuery, QueryEncoder, register_query_encoder
 from conftest import randomize_batchnorm, write_wav
+from recipe_tools import user_error_line
 
 RATE = 8000
 ENCODER = "bad-input-hash"
@@ -955,3 +956,20 @@ def test_a_pickled_model_object_is_refused_with_the_reason(tmp_path):
     torch.save(make_model(), path)
     with pytest.raises(ModelFileError, match=re.escape(f"could not load model file {path}")):
         load_model_file(str(path))
+
+
+RECIPES = os.path.join(os.path.dirname(__file__), "..", "egs")
+RECIPE_SCRIPTS = [
+    (recipe, script)
+    for recipe in ("audioset/lass", "musdb18/metatasnet", "unified/tuss", "librimix/audioslots")
+    for script in ("local/prepare_data.py", "train.py", "eval.py")
+]
+
+
+@pytest.mark.parametrize("recipe, script", RECIPE_SCRIPTS)
+def test_every_recipe_script_shows_a_missing_conf_as_one_line(tmp_path, recipe, script):
+    missing = tmp_path / "my_conf.yml"
+    line = user_error_line(
+        [sys.executable, script, "--conf", str(missing)], os.path.join(RECIPES, recipe)
+    )
+    assert line == f"error: --conf: configuration file not found: {missing}"

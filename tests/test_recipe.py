@@ -46,6 +46,7 @@ TINY_CONF = {
         early_stop=True,  # patience 3: never stops a 2-epoch run
         early_stop_patience=3,
         monitor="val_si_sdri",
+        bn_recompute_batches=0,
         seed=0,
         devices=1,
         num_nodes=1,
@@ -224,28 +225,59 @@ def test_published_model_loads_and_separates(recipe_run):
     assert str(recipe_run["root"]) not in repr(conf["model_args"])
 
 
+def _train_stage(recipe_run, exp_dir: str, *options: str) -> None:
+    """Stage 2 alone, with the fixture's conf and data (``options``: conf keys to change)."""
+    data_dir = recipe_run["data_dir"]
+    run_checked(
+        [sys.executable, "train.py", "--conf", str(recipe_run["conf"]), *options]
+        + ["--train_manifest", str(data_dir / "train.csv")]
+        + ["--valid_csv", str(data_dir / "mixtures" / "valid.csv"), "--exp_dir", exp_dir],
+        cwd=RECIPE,
+    )
+
+
+@pytest.fixture(scope="module")
+def second_run(recipe_run):
+    """Stage 2 again with the same conf, except that best_model.pth's BatchNorm statistics are
+    recomputed over two training batches."""
+    again = str(recipe_run["root"] / "exp_again")
+    _train_stage(recipe_run, again, "--bn_recompute_batches", "2")
+    return again
+
+
+def _checkpoint(exp_dir: str, name: str) -> dict:
+    path = os.path.join(exp_dir, "checkpoints", name)
+    return torch.load(path, weights_only=False)["state_dict"]
+
+
+def test_training_again_with_the_same_seed_gives_the_same_weights(recipe_run, second_run):
+    """The conf's seed fixes the whole run: initial weights, mixtures and batches."""
+    first = _checkpoint(recipe_run["exp_dir"], "epoch=1-step=8.ckpt")
+    second = _checkpoint(second_run, "epoch=1-step=8.ckpt")
+    assert first.keys() == second.keys()
+    for name, tensor in first.items():
+        assert torch.equal(tensor, second[name]), name
+
+
+def test_recomputed_batchnorm_changes_only_the_statistics_of_the_best_checkpoint(second_run):
+    best_k = json.load(open(os.path.join(second_run, "best_k_models.json")))
+    best = torch.load(max(best_k, key=best_k.get), weights_only=False)["state_dict"]
+    saved = torch.load(os.path.join(second_run, "best_model.pth"), weights_only=True)
+    recomputed = 0
+    for name, tensor in saved["state_dict"].items():
+        if "running_" in name:
+            assert torch.isfinite(tensor).all(), name
+            recomputed += not torch.allclose(tensor, best[f"model.{name}"])
+        elif "num_batches_tracked" not in name:
+            assert torch.equal(tensor, best[f"model.{name}"]), name
+    assert recomputed > 10
+
+
 def test_interrupted_training_resumes_from_its_checkpoint(recipe_run):
     exp_dir = recipe_run["exp_dir"]
     before = torch.load(os.path.join(exp_dir, "checkpoints", "last.ckpt"), weights_only=False)
     assert before["epoch"] == 1  # the run stopped after epoch index 1 (2 epochs)
-    data_dir = recipe_run["data_dir"]
-    run_checked(
-        [
-            sys.executable,
-            "train.py",
-            "--conf",
-            str(recipe_run["conf"]),
-            "--epochs",
-            "3",
-            "--train_manifest",
-            str(data_dir / "train.csv"),
-            "--valid_csv",
-            str(data_dir / "mixtures" / "valid.csv"),
-            "--exp_dir",
-            exp_dir,
-        ],
-        cwd=RECIPE,
-    )
+    _train_stage(recipe_run, exp_dir, "--epochs", "3")
     after = torch.load(os.path.join(exp_dir, "checkpoints", "last.ckpt"), weights_only=False)
     steps_per_epoch = 16 // 4
     assert after["epoch"] == 2 and after["global_step"] == before["global_step"] + steps_per_epoch

@@ -187,3 +187,41 @@ def test_last_checkpoint_is_the_end_of_training_when_late_epochs_do_not_improve(
     assert len(json.load(open(os.path.join(exp_dir, "best_k_models.json")))) == 3
     last = torch.load(os.path.join(exp_dir, "checkpoints", "last.ckpt"), weights_only=False)
     assert last["epoch"] == 4 and trained_steps(exp_dir) == 5 * 2
+
+
+def test_early_stopping_is_refused_with_a_cosine_schedule(tmp_path):
+    from asteroid_lass.recipes.training import train
+
+    conf = dict(
+        training=dict(early_stop=True, devices=1, num_nodes=1),
+        optim=dict(lr=1e-3, weight_decay=0.0, warmup_steps=0, lr_decay="cosine"),
+    )
+    with pytest.raises(LASSInputError, match=r"training.early_stop.*optim.lr_decay: cosine"):
+        train(conf, None, [], None, str(tmp_path / "exp"))
+    assert not os.path.exists(tmp_path / "exp")  # refused before anything is written
+
+
+def test_a_conf_builds_the_same_initial_weights_whatever_ran_before():
+    from asteroid_lass.recipes.config import build_baseline, build_model
+
+    conf = dict(
+        data=dict(sample_rate=8000),
+        model=dict(name="LASSResUNet", channels="tiny", n_fft=256, hop_length=80),
+        training=dict(seed=0),
+        baseline=dict(baseline_n_filters=16, baseline_n_blocks=2, baseline_n_repeats=1),
+    )
+    for build in (lambda c: build_model(c), lambda c: build_baseline(c, n_src=2)):
+        torch.manual_seed(1)
+        first = build(conf).state_dict()
+        torch.rand(100)  # the global generator somewhere else
+        second = build(conf).state_dict()
+        other_seed = build(dict(conf, training=dict(seed=1))).state_dict()
+        weights = [k for k, v in first.items() if v.is_floating_point() and v.numel() > 1]
+        assert all(torch.equal(first[k], second[k]) for k in weights)
+        assert not all(torch.equal(first[k], other_seed[k]) for k in weights)
+    # Building leaves torch's global generator where it was.
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    build_model(conf)
+    assert torch.equal(torch.rand(3), expected)

@@ -119,3 +119,50 @@ def test_cosine_decay_reaches_one_percent_and_halvings_compose():
     cosine = [schedule_factor(10 * (epoch + 1), 0, 40) for epoch in range(4)]
     expected = [2e-3 * c * 0.5**epoch for epoch, c in enumerate(cosine)]
     np.testing.assert_allclose(rates, expected, rtol=1e-9)
+
+
+def test_recompute_batchnorm_sets_the_statistics_of_the_given_batches(tmp_path):
+    """Running statistics become the average of the per-batch statistics each BatchNorm layer
+    saw (read by hooks in a separate pass); weights and the training flag are left alone."""
+    manifest = small_corpus(tmp_path, ["Siren", "Drum"], split="t", seconds_range=(1.0, 1.5))
+    sampler = QueryMixtureDataset(manifest, 8000, segment_seconds=1.0, seed=0)
+    fixed = FixedMixtureDataset(write_fixed_mixtures(sampler, str(tmp_path / "f.csv"), 6, seed=0))
+    batches = list(DataLoader(fixed, batch_size=2, collate_fn=collate_separation))
+    torch.manual_seed(0)
+    model = LASSResUNet(
+        sample_rate=8000, n_fft=256, hop_length=64, channels="tiny", condition_dim=384
+    )
+    system = SeparationSystem(
+        model,
+        None,
+        build_objective({"objective": "waveform", "loss": "neg_snr"}),
+        batches,
+        query_encoder=build_query_encoder({"name": "sentence"}),
+    )
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    seen = {name: [] for name in layers}
+    hooks = [
+        layer.register_forward_hook(
+            lambda m, inputs, out, name=name: seen[name].append(
+                (inputs[0].mean((0, 2, 3)), inputs[0].var((0, 2, 3), unbiased=True))
+            )
+        )
+        for name, layer in layers.items()
+    ]
+    system.train()
+    with torch.no_grad():
+        for batch in batches:
+            system._outputs(dict(batch))
+    for hook in hooks:
+        hook.remove()
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k}
+    system.eval()
+    system.recompute_batchnorm(dict(batch) for batch in batches)
+    assert not system.training
+    for name, layer in layers.items():
+        means, variances = zip(*seen[name])
+        assert len(means) == 3
+        torch.testing.assert_close(layer.running_mean, torch.stack(means).mean(0))
+        torch.testing.assert_close(layer.running_var, torch.stack(variances).mean(0))
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in weights.items() if "num_batches" not in k)

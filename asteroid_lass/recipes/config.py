@@ -6,14 +6,17 @@ registry name (``name: LASSResUNet``) next to its arguments.
 """
 
 import argparse
+import contextlib
 import os
-from typing import List, Optional, Sequence, Tuple
+import sys
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
+import torch
 import yaml
 from asteroid.models import get as get_registered_model
 from asteroid.utils import parse_args_as_dict, prepare_parser_from_dict
 
-from ..errors import LASSInputError
+from ..errors import LASSError, LASSInputError
 from ..models.base import EmbeddingSeparator, Separator
 from ..queries import build_query_encoder
 
@@ -88,7 +91,8 @@ def query_encoder_spec(model_conf: dict) -> dict:
 def build_model(conf: dict) -> Separator:
     """The model the conf's ``model`` group names, at the ``data`` group's sample rate.
 
-    For an embedding model, the query encoder is built too, and attached.
+    For an embedding model, the query encoder is built too, and attached. The initial weights
+    follow ``training.seed`` (see :func:`seeded_init`).
     """
     model_conf = dict(conf["model"])
     name = model_conf.pop("name")
@@ -99,17 +103,19 @@ def build_model(conf: dict) -> Separator:
     args = {k: v for k, v in model_conf.items() if k not in ENCODER_KEYS}
     if "sample_rate" in conf.get("data", {}):
         args.setdefault("sample_rate", conf["data"]["sample_rate"])
-    if issubclass(model_class, EmbeddingSeparator):
-        encoder = build_query_encoder(query_encoder_spec(model_conf))
-        model = model_class(condition_dim=encoder.dim, query_encoder=encoder.spec(), **args)
-        model.set_query_encoder(encoder)
-        return model
-    return model_class(**args)
+    with seeded_init(conf):
+        if issubclass(model_class, EmbeddingSeparator):
+            encoder = build_query_encoder(query_encoder_spec(model_conf))
+            model = model_class(condition_dim=encoder.dim, query_encoder=encoder.spec(), **args)
+            model.set_query_encoder(encoder)
+            return model
+        return model_class(**args)
 
 
 def build_baseline(conf: dict, n_src: int) -> Separator:
     """Asteroid's ConvTasNet as a blind separator, sized by the conf's ``baseline`` group
-    (its keys are ConvTasNet's arguments prefixed with ``baseline_``)."""
+    (its keys are ConvTasNet's arguments prefixed with ``baseline_``); initial weights as in
+    :func:`build_model`."""
     from ..models import AsteroidSeparator
 
     args = {
@@ -118,7 +124,37 @@ def build_baseline(conf: dict, n_src: int) -> Separator:
         if key.startswith("baseline_")
     }
     args.update(n_src=n_src, sample_rate=conf["data"]["sample_rate"])
-    return AsteroidSeparator("ConvTasNet", args)
+    with seeded_init(conf):
+        return AsteroidSeparator("ConvTasNet", args)
+
+
+#: What a recipe script shows as one ``error:`` line: problems of the user's input (files,
+#: conf values, manifests), which the package raises as these types.
+USER_ERRORS = (LASSError, FileNotFoundError, ValueError)
+
+
+def run_script(main: Callable[[], None]) -> None:
+    """Run a recipe script's ``main``; an error of the user's input (:data:`USER_ERRORS`)
+    ends it with one line ``error: ...`` on stderr and exit status 2, without a traceback."""
+    try:
+        main()
+    except USER_ERRORS as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        sys.exit(2)
+
+
+@contextlib.contextmanager
+def seeded_init(conf: dict) -> Iterator[None]:
+    """Draw random numbers from torch's generator seeded by the conf's ``training.seed``, and
+    leave the global generator as it was: a conf builds the same initial weights whatever ran
+    before (training seeds itself later, after the model exists). Without a seed, unseeded."""
+    seed = conf.get("training", {}).get("seed")
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
 
 
 def save_conf(conf: dict, path: str) -> None:

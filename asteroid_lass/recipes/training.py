@@ -2,15 +2,17 @@
 
 The conf groups read here: ``training`` (epochs, batch_size, precision, early_stop,
 early_stop_patience, monitor, seed, devices, num_nodes, gradient_clip, and optionally
-accelerator and item_log), ``optim`` (lr, weight_decay, warmup_steps, half_lr_patience, and
-optionally lr_decay: ``cosine`` or null), ``objective`` (see
+accelerator, item_log and bn_recompute_batches), ``optim`` (lr, weight_decay, warmup_steps,
+half_lr_patience, and optionally lr_decay: ``cosine`` or null), ``objective`` (see
 :func:`asteroid_lass.losses.build_objective`) and ``data`` (num_workers).
 """
 
+import itertools
 import json
 import logging
 import os
 import sys
+import time
 import warnings
 from typing import Callable, Hashable, Iterator, List, Optional, Sequence
 
@@ -20,6 +22,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.batch import collate_separation
+from ..errors import LASSInputError
 from ..losses import build_objective
 from ..models.base import Separator, save_model_file
 from ..system import (
@@ -244,7 +247,9 @@ def train(
     valid_batch_sampler: Optional[Sampler] = None,
     collate_fn: Optional[Callable] = None,
 ) -> str:
-    """Train ``model`` and save its best validation checkpoint as ``exp_dir/best_model.pth``.
+    """Train ``model`` and save its best validation checkpoint as ``exp_dir/best_model.pth``
+    (with ``training.bn_recompute_batches: n``, its BatchNorm statistics recomputed over ``n``
+    training batches, see :meth:`~asteroid_lass.system.SeparationSystem.recompute_batchnorm`).
 
     Writes ``exp_dir/conf.yml``, ``checkpoints/`` (``last.ckpt`` is resumed when present) and
     ``best_k_models.json``. Prints one line per epoch (see :class:`EpochLine`); the progress bar
@@ -262,8 +267,25 @@ def train(
 
     Returns:
         str: The path of ``best_model.pth``.
+
+    Raises:
+        LASSInputError: ``training.early_stop`` together with a decaying ``optim.lr_decay``, or
+            a negative ``training.bn_recompute_batches``.
     """
-    training = conf["training"]
+    training, optim = conf["training"], conf["optim"]
+    if training.get("early_stop") and optim.get("lr_decay") not in (None, "none"):
+        # A cosine run gains most in its last, low-rate epochs, and a stop on a noisy validation
+        # score can come before them (measured in egs/audioset/lass/README.md).
+        raise LASSInputError(
+            f"training.early_stop: true cannot be combined with optim.lr_decay: "
+            f"{optim['lr_decay']} (the schedule plans the run's length, and stopping early skips "
+            "its low learning rates); set one of them off (false, null)."
+        )
+    n_bn_batches = int(training.get("bn_recompute_batches", 0))
+    if n_bn_batches < 0:
+        raise LASSInputError(
+            f"training.bn_recompute_batches: expected 0 (off) or more, got {n_bn_batches}"
+        )
     devices, num_nodes = int(training["devices"]), int(training["num_nodes"])
     distributed = devices > 1 or num_nodes > 1
     if distributed and train_batch_sampler is None and valid_batch_sampler is not None:
@@ -278,7 +300,6 @@ def train(
     train_loader, valid_loader = make_loaders(
         conf, train_set, valid_set, train_batch_sampler, valid_batch_sampler, collate_fn
     )
-    optim = conf["optim"]
     optimizer, scheduler = make_optimizer_and_scheduler(
         model.parameters(),
         lr=optim["lr"],
@@ -360,6 +381,14 @@ def train(
     best_path = checkpoint.best_model_path or last
     state = torch.load(best_path, map_location="cpu", weights_only=False)  # our own checkpoint
     system.load_state_dict(state["state_dict"])
+    if n_bn_batches:
+        started = time.monotonic()
+        system.recompute_batchnorm(itertools.islice(train_loader, n_bn_batches))
+        print(
+            f"BatchNorm statistics of {os.path.basename(best_path)} recomputed over "
+            f"{n_bn_batches} training batches ({time.monotonic() - started:.0f} s)",
+            flush=True,
+        )
     model_path = os.path.join(exp_dir, "best_model.pth")
     save_model_file(system.model.cpu(), model_path)
     return model_path

@@ -10,7 +10,7 @@ import os
 
 from asteroid_lass.data import FixedMixtureDataset
 from asteroid_lass.models import Separator
-from asteroid_lass.recipes.config import parse_recipe_args
+from asteroid_lass.recipes.config import parse_recipe_args, run_script
 from asteroid_lass.recipes.evaluation import WEAK_SHARE, evaluate, markdown_table, per_condition
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,4 +78,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -17,7 +17,7 @@ from asteroid_lass.data.batch import BlindTargets
 from asteroid_lass.data.shards import ShardedQueryMixtureDataset
 from asteroid_lass.errors import LASSInputError
 from asteroid_lass.recipes.adapt import auto_settings, resolve_auto
-from asteroid_lass.recipes.config import build_baseline, build_model, parse_recipe_args
+from asteroid_lass.recipes.config import build_baseline, build_model, parse_recipe_args, run_script
 from asteroid_lass.recipes.training import train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -76,4 +76,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -13,7 +13,7 @@ import os
 
 from asteroid_lass.data.librimix import fixed_speech_mixtures
 from asteroid_lass.models import Separator
-from asteroid_lass.recipes.config import parse_recipe_args
+from asteroid_lass.recipes.config import parse_recipe_args, run_script
 from asteroid_lass.recipes.evaluation import evaluate, markdown_table
 from asteroid_lass.recipes.training import trained_steps
 
@@ -96,4 +96,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

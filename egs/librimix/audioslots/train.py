@@ -9,13 +9,11 @@ the same under ``exp_dir/convtasnet/``.
 """
 
 import os
-import sys
 
-import torch
 
 from asteroid_lass.data.librimix import LibriMixDataset, fixed_speech_mixtures, speech_mixtures
 from asteroid_lass.errors import LASSInputError
-from asteroid_lass.recipes.config import build_baseline, build_model, parse_recipe_args
+from asteroid_lass.recipes.config import build_baseline, build_model, parse_recipe_args, run_script
 from asteroid_lass.recipes.training import train, trained_steps
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -70,7 +68,6 @@ def main(argv=None) -> None:
             "slots (one per talker)."
         )
     train_set, valid_set = datasets(conf, args.train, args.valid)
-    torch.manual_seed(conf["training"]["seed"])
     print(train(conf, build_model(conf), train_set, valid_set, args.exp_dir))
 
     # Same mixtures, batches and step count; PIT over the talkers, as Asteroid's recipes.
@@ -78,7 +75,6 @@ def main(argv=None) -> None:
     baseline_conf = dict(
         conf, objective=dict(objective="waveform", loss="neg_sisdr", assignment="pit")
     )
-    torch.manual_seed(conf["training"]["seed"])
     baseline = build_baseline(conf, n_src=n_src)
     print(f"baseline: ConvTasNet with PIT, {steps} steps like AudioSlots")
     baseline_dir = os.path.join(args.exp_dir, "convtasnet")
@@ -86,7 +82,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (LASSInputError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
+    run_script(main)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from asteroid_lass.data.musdb import MUSDB18Dataset
 from asteroid_lass.models import Separator
-from asteroid_lass.recipes.config import parse_recipe_args
+from asteroid_lass.recipes.config import parse_recipe_args, run_script
 from asteroid_lass.recipes.evaluation import evaluate, markdown_table, sisec_sdr
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -126,4 +126,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -7,11 +7,10 @@ under ``exp_dir/convtasnet/``.
 """
 
 import os
-import sys
 
 from asteroid_lass.data.musdb import MUSDB18Dataset
 from asteroid_lass.errors import LASSInputError
-from asteroid_lass.recipes.config import build_baseline, build_model, parse_recipe_args
+from asteroid_lass.recipes.config import build_baseline, build_model, parse_recipe_args, run_script
 from asteroid_lass.recipes.training import train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -88,7 +87,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (LASSInputError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
+    run_script(main)

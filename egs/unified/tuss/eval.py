@@ -17,7 +17,7 @@ import pandas as pd
 
 from asteroid_lass.data.prompt_mixing import TASKS, FixedPromptMixtureDataset
 from asteroid_lass.models import Separator
-from asteroid_lass.recipes.config import name_list, parse_recipe_args
+from asteroid_lass.recipes.config import name_list, parse_recipe_args, run_script
 from asteroid_lass.recipes.evaluation import evaluate, write_summaries
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -145,4 +145,4 @@ def write_compare(exp_dir: str, per_task: pd.DataFrame, specialist_task: str) ->
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -13,7 +13,6 @@ under ``exp_dir/specialist/``.
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import torch
 from torch.utils.data import ConcatDataset
 
 from asteroid_lass.data.prompt_mixing import (
@@ -24,7 +23,7 @@ from asteroid_lass.data.prompt_mixing import (
     collate_prompt_mixtures,
 )
 from asteroid_lass.errors import LASSInputError
-from asteroid_lass.recipes.config import build_model, name_list, parse_recipe_args
+from asteroid_lass.recipes.config import build_model, name_list, parse_recipe_args, run_script
 from asteroid_lass.recipes.training import GroupBatchSampler, train, trained_steps
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -86,8 +85,7 @@ def validation_set(lists_dir: str, tasks: List[str], batch_size: int):
 def fit(conf: dict, train_set, lists_dir: str, tasks, exp_dir: str, max_steps=None) -> str:
     """Train a freshly initialised model (seeded by the conf) with prompt batching."""
     batch_size = conf["training"]["batch_size"]
-    torch.manual_seed(conf["training"]["seed"])  # the same initial weights for both models
-    model = build_model(conf)
+    model = build_model(conf)  # seeded by the conf: the same initial weights for both models
     valid_set, valid_batches = validation_set(lists_dir, tasks, batch_size)
     batches = PromptBatchSampler(
         train_set, batch_size, shuffle=True, drop_last=True, seed=conf["training"]["seed"]
@@ -134,4 +132,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -6,7 +6,6 @@ data source and folders.
 
 import os
 import shutil
-import sys
 
 import pandas as pd
 
@@ -17,7 +16,7 @@ from asteroid_lass.data.audioset import prepare_audioset
 from asteroid_lass.data.synth import CLASS_SETS, make_corpus
 from asteroid_lass.errors import LASSInputError
 from asteroid_lass.recipes.adapt import resolve_auto
-from asteroid_lass.recipes.config import parse_recipe_args
+from asteroid_lass.recipes.config import parse_recipe_args, run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AUDIOSET_SPLITS = ("balanced_train", "unbalanced_train", "eval")
@@ -110,7 +109,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (LASSInputError, FileNotFoundError, ValueError) as err:
-        sys.exit(f"error: {' '.join(str(err).split())}")
+    run_script(main)

@@ -12,7 +12,6 @@ Every data setting comes from the recipe's conf (``--conf``).
 """
 
 import os
-import sys
 
 from asteroid_lass.data.librimix import (
     copy_librimix_metadata,
@@ -21,7 +20,7 @@ from asteroid_lass.data.librimix import (
 )
 from asteroid_lass.data.speech_synth import make_speech_corpus
 from asteroid_lass.errors import LASSInputError
-from asteroid_lass.recipes.config import parse_recipe_args
+from asteroid_lass.recipes.config import parse_recipe_args, run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPLITS = ("train", "valid", "test")
@@ -95,7 +94,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (LASSInputError, FileNotFoundError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    run_script(main)

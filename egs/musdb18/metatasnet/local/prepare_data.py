@@ -10,12 +10,11 @@ Every data setting comes from the recipe's conf (``--conf``).
 """
 
 import os
-import sys
 
 from asteroid_lass.data.music_synth import make_music_corpus
 from asteroid_lass.data.musdb import MUSDB18Dataset, musdb_validation_tracks
 from asteroid_lass.errors import LASSInputError
-from asteroid_lass.recipes.config import parse_recipe_args
+from asteroid_lass.recipes.config import parse_recipe_args, run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -70,7 +69,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (LASSInputError, FileNotFoundError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    run_script(main)

@@ -9,7 +9,6 @@ anywhere. Every data setting comes from the recipe's conf (``--conf``).
 """
 
 import os
-import sys
 
 from asteroid_lass.data import load_manifest, write_manifest
 from asteroid_lass.data.music_synth import make_music_corpus
@@ -20,7 +19,7 @@ from asteroid_lass.data.prompt_mixing import (
     write_prompt_test_set,
 )
 from asteroid_lass.errors import LASSInputError
-from asteroid_lass.recipes.config import name_list, parse_recipe_args
+from asteroid_lass.recipes.config import name_list, parse_recipe_args, run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MANIFEST_COLUMNS = ["path", "labels", "caption", "duration", "sample_rate", "category"]
@@ -134,7 +133,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (LASSInputError, FileNotFoundError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    run_script(main)
