@@ -973,3 +973,14 @@ def test_every_recipe_script_shows_a_missing_conf_as_one_line(tmp_path, recipe, 
         [sys.executable, script, "--conf", str(missing)], os.path.join(RECIPES, recipe)
     )
     assert line == f"error: --conf: configuration file not found: {missing}"
+
+
+def test_audioset_preparation_shows_a_missing_folder_as_one_line(tmp_path):
+    missing = tmp_path / "audioset"
+    line = user_error_line(
+        [sys.executable, "local/prepare_audioset.py", "--audioset_dir", str(missing)]
+        + ["--out_dir", str(tmp_path / "out")],
+        os.path.join(RECIPES, "audioset", "lass"),
+    )
+    assert line == f"error: AudioSet class list not found: {missing}/class_labels_indices.csv"
+    assert not (tmp_path / "out").exists()

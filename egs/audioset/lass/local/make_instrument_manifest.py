@@ -35,6 +35,7 @@ import numpy as np
 import soundfile as sf
 
 from asteroid_lass.data import write_manifest
+from asteroid_lass.recipes.config import run_script
 from asteroid_lass.utils import atomic_write
 
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
@@ -443,4 +444,4 @@ def _parse_classes(text: str) -> List[str]:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -3,6 +3,7 @@
 import argparse
 
 from asteroid_lass.data.audioset import prepare_audioset
+from asteroid_lass.recipes.config import run_script
 
 
 def main(argv=None) -> None:
@@ -27,4 +28,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)
