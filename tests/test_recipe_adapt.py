@@ -1,6 +1,7 @@
 """Recipe settings derived from the training manifest (``auto``), and the monitored metric that
 chooses the best checkpoint and stops training early."""
 
+import functools
 import json
 import os
 
@@ -201,6 +202,19 @@ def test_early_stopping_is_refused_with_a_cosine_schedule(tmp_path):
     assert not os.path.exists(tmp_path / "exp")  # refused before anything is written
 
 
+@pytest.mark.parametrize("value", [-1, "lots", 2.5])
+def test_a_bad_batchnorm_batch_count_is_refused_by_name(tmp_path, value):
+    from asteroid_lass.recipes.training import train
+
+    conf = dict(
+        training=dict(bn_recompute_batches=value, devices=1, num_nodes=1),
+        optim=dict(lr=1e-3, weight_decay=0.0, warmup_steps=0),
+    )
+    with pytest.raises(LASSInputError, match=r"training.bn_recompute_batches: expected a whole"):
+        train(conf, None, [], None, str(tmp_path / "exp"))
+    assert not os.path.exists(tmp_path / "exp")
+
+
 def test_a_conf_builds_the_same_initial_weights_whatever_ran_before():
     from asteroid_lass.recipes.config import build_baseline, build_model
 
@@ -210,7 +224,7 @@ def test_a_conf_builds_the_same_initial_weights_whatever_ran_before():
         training=dict(seed=0),
         baseline=dict(baseline_n_filters=16, baseline_n_blocks=2, baseline_n_repeats=1),
     )
-    for build in (lambda c: build_model(c), lambda c: build_baseline(c, n_src=2)):
+    for build in (build_model, functools.partial(build_baseline, n_src=2)):
         torch.manual_seed(1)
         first = build(conf).state_dict()
         torch.rand(100)  # the global generator somewhere else

@@ -270,7 +270,7 @@ def train(
 
     Raises:
         LASSInputError: ``training.early_stop`` together with a decaying ``optim.lr_decay``, or
-            a negative ``training.bn_recompute_batches``.
+            a ``training.bn_recompute_batches`` that is not a whole number >= 0.
     """
     training, optim = conf["training"], conf["optim"]
     if training.get("early_stop") and optim.get("lr_decay") not in (None, "none"):
@@ -281,10 +281,11 @@ def train(
             f"{optim['lr_decay']} (the schedule plans the run's length, and stopping early skips "
             "its low learning rates); set one of them off (false, null)."
         )
-    n_bn_batches = int(training.get("bn_recompute_batches", 0))
-    if n_bn_batches < 0:
+    n_bn_batches = training.get("bn_recompute_batches", 0)
+    if isinstance(n_bn_batches, bool) or not isinstance(n_bn_batches, int) or n_bn_batches < 0:
         raise LASSInputError(
-            f"training.bn_recompute_batches: expected 0 (off) or more, got {n_bn_batches}"
+            f"training.bn_recompute_batches: expected a whole number, 0 (off) or more, got "
+            f"{n_bn_batches!r}"
         )
     devices, num_nodes = int(training["devices"]), int(training["num_nodes"])
     distributed = devices > 1 or num_nodes > 1
