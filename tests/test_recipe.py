@@ -10,14 +10,15 @@ import pytest
 import torch
 import yaml
 from conftest import small_corpus
-from recipe_tools import run_checked
+from recipe_tools import run_checked, user_error_line
 
 RECIPE = os.path.join(os.path.dirname(__file__), "..", "egs", "audioset", "lass")
 
 TINY_CONF = {
     "data": dict(
         sample_rate=8000,
-        segment_seconds="auto",  # 2.0 s on the built-in corpus
+        segment_seconds="auto",  # 1.27 s on the built-in corpus
+        test_segment_seconds="auto",  # 2.0 s
         max_interferers=1,
         snr_low=-5.0,
         snr_high=5.0,
@@ -108,7 +109,8 @@ def test_training_prints_one_plain_line_per_epoch(recipe_run):
     plans = [l for l in recipe_run["log"].splitlines() if l.startswith("data plan (48 clips, 12 ")]
     assert len(plans) == 2 and plans[0] == plans[1], recipe_run["log"]
     assert plans[0].endswith(
-        "segment_seconds 2.0 (auto), items_per_epoch 16 (conf), epochs 2 (conf), n_valid 4 (conf)"
+        "segment_seconds 1.27 (auto), test_segment_seconds 2.0 (auto), items_per_epoch 16 (conf), "
+        "epochs 2 (conf), n_valid 4 (conf)"
     )
 
 
@@ -120,7 +122,9 @@ def test_auto_segment_and_best_checkpoint_reach_every_stage(recipe_run):
         item = FixedMixtureDataset(str(data_dir / "mixtures" / csv))[0]
         assert item["mixture"].shape[-1] == 2 * 8000, csv
     saved = yaml.safe_load(open(os.path.join(exp_dir, "conf.yml")))
-    assert saved["data"]["segment_seconds"] == 2.0  # the number, for the model card
+    # The numbers, for the model card.
+    assert saved["data"]["segment_seconds"] == 1.27
+    assert saved["data"]["test_segment_seconds"] == 2.0
     # best_model.pth holds the weights of the epoch with the highest validation SI-SDRi.
     logs = pd.read_csv(os.path.join(exp_dir, "logs", "version_0", "metrics.csv"))
     scores = logs.dropna(subset=["val_si_sdri"]).set_index("epoch")["val_si_sdri"]
@@ -315,3 +319,26 @@ def test_stage0_takes_a_users_manifests_from_another_folder(tmp_path):
     copied = load_manifest(str(data_dir / "train.csv"))  # every path still resolves
     assert sorted(copied["path"]) == sorted(load_manifest(train)["path"])
     assert len(load_manifest(str(data_dir / "test.csv"))) == 2
+
+
+def test_a_conf_without_the_mixture_length_is_refused_before_stage_1_writes(recipe_run, tmp_path):
+    """A conf of the release before test_segment_seconds existed: one line naming the key."""
+    old = {group: dict(values) for group, values in TINY_CONF.items()}
+    del old["data"]["test_segment_seconds"]
+    (tmp_path / "old.yml").write_text(yaml.safe_dump(old))
+    valid = recipe_run["data_dir"] / "mixtures" / "valid.csv"
+    before = valid.read_bytes()
+    line = user_error_line(
+        [
+            sys.executable,
+            "local/prepare_data.py",
+            "mixtures",
+            "--conf",
+            str(tmp_path / "old.yml"),
+            "--data_dir",
+            str(recipe_run["data_dir"]),
+        ],
+        cwd=RECIPE,
+    )
+    assert "data.test_segment_seconds is missing" in line
+    assert valid.read_bytes() == before

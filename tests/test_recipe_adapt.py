@@ -14,40 +14,62 @@ import torch
 from asteroid_lass.errors import LASSInputError
 from asteroid_lass.recipes.adapt import adapted_settings, resolve_auto, summarize_manifest
 
-# What the built-in default run used before the settings became ``auto``.
-BUILT_IN_RUN = dict(segment_seconds=2.0, items_per_epoch=512, epochs=24, n_valid=48)
+# The built-in default run (measured in the recipe's README): 14 segments of 1.27 s per step.
+BUILT_IN_RUN = dict(
+    segment_seconds=1.27, test_segment_seconds=2.0, items_per_epoch=896, epochs=24, n_valid=48
+)
+KEYS = ("segment_seconds", "test_segment_seconds", "items_per_epoch", "epochs", "n_valid")
 
 
-def test_built_in_corpus_keeps_the_default_runs_values():
-    # 12 classes x 40 clips of 3 to 6 s (synth.make_corpus's range), batch size 8.
+def test_built_in_corpus_gives_the_default_runs_values():
+    # 12 classes x 40 clips of 3 to 6 s (synth.make_corpus's range), batch size 14.
     durations = np.random.default_rng(0).uniform(3.0, 6.0, 480)
-    assert adapted_settings(480, 12, durations, batch_size=8) == BUILT_IN_RUN
+    assert adapted_settings(480, 12, durations, batch_size=14) == BUILT_IN_RUN
     # The rendered instrument manifest: 12 classes x 40 clips of 5 s.
-    assert adapted_settings(480, 12, [5.0] * 480, batch_size=8) == BUILT_IN_RUN
+    assert adapted_settings(480, 12, [5.0] * 480, batch_size=14) == BUILT_IN_RUN
+
+
+def test_training_segments_are_not_padded_by_the_unet():
+    """1.27 s at 16 kHz (hop 160) and at 32 kHz (hop 320) is exactly 128 frames of a centred
+    STFT, a multiple of the U-Net's time poolings, so no step computes on padding."""
+    from asteroid_lass.models.resunet import TIME_MULTIPLE
+
+    segment = adapted_settings(480, 12, [5.0] * 480, batch_size=14)["segment_seconds"]
+    for sample_rate, hop in ((16000, 160), (32000, 320)):
+        samples = torch.zeros(int(round(segment * sample_rate)))
+        window = torch.hann_window(2 * hop)
+        frames = torch.stft(samples, 2 * hop, hop, window=window, return_complex=True).shape[-1]
+        assert frames == 128 and frames % TIME_MULTIPLE == 0
 
 
 @pytest.mark.parametrize(
     "n_clips, n_classes, durations, batch_size, expected",
     [
-        # Few clips of 1 s: 1 s segments, 2 blocks of 64, 24576 / (128 * 1) = 192 -> 96 epochs.
-        (100, 3, [1.0] * 100, 8, (1.0, 128, 96, 48)),
+        # Budget 24 x 64 x 14 x 1.27 = 27,310.08 s of mixtures.
+        # Few clips of 1 s: 1 s segments and mixtures, one block of 64 steps of 8 = 512 items,
+        # 27310 / 512 -> 54 epochs.
+        (100, 3, [1.0] * 100, 8, (1.0, 1.0, 512, 54, 48)),
+        # The same budget at batch 8 on the built-in corpus: 42 epochs of 64 steps.
+        (480, 12, [5.0] * 480, 8, (1.27, 2.0, 512, 42, 48)),
         # AudioSet-like: 10 s clips, 20,000 of them, 527 classes: at least 4 passes.
-        (20000, 527, [10.0] * 20000, 8, (2.0, 20032, 4, 512)),
-        # 2,000 clips of 4 s: 2048 items, 24576 / (2048 * 2) = 6 epochs; 30 classes -> 120.
-        (2000, 30, [4.0] * 2000, 8, (2.0, 2048, 6, 120)),
-        # 1,500 clips: 1536 items, 24576 / 3072 = 8 epochs; batch 48 makes blocks of 96.
-        (1500, 12, [4.0] * 1500, 48, (2.0, 1536, 8, 48)),
-        # An eighth of the clips of 0.9 s: 0.75 s segments, 24576 / (512 * 0.75) = 64.
-        (480, 12, [0.9] * 60 + [3.0] * 420, 8, (0.75, 512, 64, 48)),
-        # Very short clips: never below 0.5 s.
-        (64, 2, [0.2] * 64, 8, (0.5, 64, 96, 48)),
+        (20000, 527, [10.0] * 20000, 14, (1.27, 2.0, 20608, 4, 512)),
+        # 2,000 clips of 4 s: 3 blocks of 896, 27310 / (2688 * 1.27) = 8 epochs; 30 classes.
+        (2000, 30, [4.0] * 2000, 14, (1.27, 2.0, 2688, 8, 120)),
+        # Batch 48 makes blocks of 3072 mixtures: 27310 / (3072 * 1.27) = 7 epochs.
+        (1500, 12, [4.0] * 1500, 48, (1.27, 2.0, 3072, 7, 48)),
+        # An eighth of the clips of 0.9 s: 0.75 s segments and mixtures, 27310 / 672 -> 41.
+        (480, 12, [0.9] * 60 + [3.0] * 420, 14, (0.75, 0.75, 896, 41, 48)),
+        # Clips of 1.6 s: training segments stay 1.27 s, mixtures 1.5 s.
+        (480, 12, [1.6] * 480, 14, (1.27, 1.5, 896, 24, 48)),
+        # Very short clips: never below 0.5 s; at most 96 epochs.
+        (64, 2, [0.2] * 64, 14, (0.5, 0.5, 896, 61, 48)),
+        (64, 2, [0.2] * 64, 4, (0.5, 0.5, 256, 96, 48)),
     ],
 )
 def test_rule_on_other_collections(n_clips, n_classes, durations, batch_size, expected):
     settings = adapted_settings(n_clips, n_classes, durations, batch_size)
-    keys = ("segment_seconds", "items_per_epoch", "epochs", "n_valid")
-    assert tuple(settings[k] for k in keys) == expected
-    assert settings["items_per_epoch"] % batch_size == 0  # whole batches
+    assert tuple(settings[k] for k in KEYS) == expected
+    assert settings["items_per_epoch"] % (64 * batch_size) == 0  # whole blocks of 64 steps
 
 
 def test_rule_rejects_an_empty_collection():
@@ -86,18 +108,29 @@ def test_summary_counts_labels_and_measures_clips_without_a_duration(tmp_path):
 def test_resolve_auto_replaces_only_auto_values_and_states_all(tmp_path):
     path = _manifest(tmp_path, [(f"{k}.wav", f"class {k % 3}", 1.0, 1.0) for k in range(70)])
     conf = dict(
-        data=dict(segment_seconds="auto", items_per_epoch="AUTO", n_valid=10, sample_rate=1000),
+        data=dict(
+            segment_seconds="auto",
+            test_segment_seconds="Auto",
+            items_per_epoch="AUTO",
+            n_valid=10,
+            sample_rate=1000,
+        ),
         training=dict(epochs="30", batch_size=8),  # a number given on the command line
     )
     resolved, line = resolve_auto(conf, path)
     assert resolved["data"] == dict(
-        segment_seconds=1.0, items_per_epoch=128, n_valid=10, sample_rate=1000
+        segment_seconds=1.0,
+        test_segment_seconds=1.0,
+        items_per_epoch=512,
+        n_valid=10,
+        sample_rate=1000,
     )
     assert resolved["training"] == dict(epochs=30, batch_size=8)
     assert conf["data"]["segment_seconds"] == "auto"  # the caller's conf is left alone
     assert line == (
         "data plan (70 clips, 3 classes, 1 min, clips 1.0-1.0 s): segment_seconds 1.0 (auto), "
-        "items_per_epoch 128 (auto), epochs 30 (conf), n_valid 10 (conf)"
+        "test_segment_seconds 1.0 (auto), items_per_epoch 512 (auto), epochs 30 (conf), "
+        "n_valid 10 (conf)"
     )
     with pytest.raises(LASSInputError, match="training.epochs must be a number or 'auto'"):
         resolve_auto(dict(conf, training=dict(epochs="many", batch_size=8)), path)
@@ -105,14 +138,14 @@ def test_resolve_auto_replaces_only_auto_values_and_states_all(tmp_path):
 
 def test_resolve_without_auto_does_not_read_the_manifest(tmp_path):
     conf = dict(
-        data=dict(segment_seconds=1.5, items_per_epoch=64, n_valid=4),
+        data=dict(segment_seconds=1.5, test_segment_seconds="3", items_per_epoch=64, n_valid=4),
         training=dict(epochs=2, batch_size=8),
     )
     resolved, line = resolve_auto(conf, str(tmp_path / "absent.csv"))
-    assert resolved == conf
+    assert resolved == dict(conf, data=dict(conf["data"], test_segment_seconds=3.0))
     assert line == (
-        "data plan: segment_seconds 1.5 (conf), items_per_epoch 64 (conf), epochs 2 (conf), "
-        "n_valid 4 (conf)"
+        "data plan: segment_seconds 1.5 (conf), test_segment_seconds 3.0 (conf), "
+        "items_per_epoch 64 (conf), epochs 2 (conf), n_valid 4 (conf)"
     )
 
 

@@ -1,19 +1,24 @@
 """Recipe settings that follow the data they are given.
 
-A conf value ``auto`` for ``data.segment_seconds``, ``data.items_per_epoch``, ``data.n_valid``
-or ``training.epochs`` is derived from the training manifest (its clip count, classes and clip
-lengths) by :func:`adapted_settings`; any other value is kept as the conf states it. The rule
-reproduces the built-in default run exactly (12 classes x 40 clips of 3 to 6 s at batch size
-8: 2 s segments, 512 mixtures per epoch, 24 epochs, 48 validation mixtures):
+A conf value ``auto`` for ``data.segment_seconds``, ``data.test_segment_seconds``,
+``data.items_per_epoch``, ``data.n_valid`` or ``training.epochs`` is derived from the training
+manifest (its clip count, classes and clip lengths) by :func:`adapted_settings`; any other value
+is kept as the conf states it. On the built-in corpus (12 classes x 40 clips of 3 to 6 s) at
+batch size 14 the rule gives the default run: 1.27 s training segments, 2 s validation and test
+mixtures, 896 mixtures (64 steps) per epoch, 24 epochs, 48 validation mixtures.
 
-- ``segment_seconds``: 2 s, or less when a tenth of the clips are shorter (the 10th
-  percentile of clip lengths, rounded down to 0.25 s, at least 0.5 s), so that segments are
-  rarely padded with silence;
-- ``items_per_epoch``: one mixture per training clip (each clip is the target about once per
-  epoch), rounded up to whole blocks of 64 mixtures (and of whole batches);
-- ``epochs``: the built-in run's amount of training, 24,576 s of mixtures (24 x 512 x 2 s),
-  whatever the clip count and segment length (so about the same training time), but at
-  least 4 and at most 96 passes over the clips;
+- ``segment_seconds`` (training): 1.27 s, or less when a tenth of the clips are shorter (the
+  10th percentile of clip lengths, rounded down to 0.25 s, at least 0.5 s), so that segments
+  are rarely padded with silence. 1.27 s is 128 STFT frames at a 10 ms hop, the U-Net's time
+  multiple: 14 such segments cost what 8 of 2 s cost (201 frames, padded to 224 by the U-Net)
+  and trained better in the same time (the recipe's README has the measurements);
+- ``test_segment_seconds`` (the fixed validation and test mixtures): 2 s, or less by the same
+  short-clip rule;
+- ``items_per_epoch``: one mixture per training clip, rounded up to whole blocks of 64 steps
+  (so at least 64 steps between two validations);
+- ``epochs``: the built-in run's amount of training, 27,310 s of mixtures (24 x 64 x 14 x
+  1.27 s), whatever the clip count, segment length and batch size (so about the same training
+  time), but at least 4 and at most 96 passes over the clips;
 - ``n_valid``: 4 validation mixtures per class, between 48 and 512.
 """
 
@@ -33,20 +38,25 @@ AUTO = "auto"
 #: The settings that may be ``auto``: (conf group, key).
 ADAPTIVE_KEYS = (
     ("data", "segment_seconds"),
+    ("data", "test_segment_seconds"),
     ("data", "items_per_epoch"),
     ("training", "epochs"),
     ("data", "n_valid"),
 )
-#: Longest segment: the built-in run's, sized for a 2-core CPU.
-MAX_SEGMENT_SECONDS = 2.0
+#: Longest training segment: 128 STFT frames at a 10 ms hop (see the module's docstring).
+MAX_SEGMENT_SECONDS = 1.27
+#: Longest validation and test mixture.
+MAX_TEST_SEGMENT_SECONDS = 2.0
 MIN_SEGMENT_SECONDS = 0.5
 SEGMENT_STEP_SECONDS = 0.25
 #: The share of clips allowed to be shorter than a segment.
 SHORT_CLIP_QUANTILE = 0.1
-#: Seconds of mixtures a training run sees: the built-in default run's 24 x 512 x 2 s.
-TRAINING_SECONDS = 24 * 512 * MAX_SEGMENT_SECONDS
+#: Steps between two validations, at least; an epoch is a whole number of such blocks.
+STEP_BLOCK = 64
+#: Seconds of mixtures a training run sees: the built-in default run's 24 epochs of 64 steps of
+#: 14 segments.
+TRAINING_SECONDS = 24 * STEP_BLOCK * 14 * MAX_SEGMENT_SECONDS
 EPOCH_RANGE = (4, 96)
-ITEM_BLOCK = 64
 VALID_PER_CLASS = 4
 VALID_RANGE = (48, 512)
 
@@ -109,8 +119,8 @@ def adapted_settings(
         batch_size: Mixtures per training step.
 
     Returns:
-        dict: ``segment_seconds`` (float), ``items_per_epoch``, ``epochs`` and ``n_valid``
-        (int).
+        dict: ``segment_seconds`` and ``test_segment_seconds`` (float), ``items_per_epoch``,
+        ``epochs`` and ``n_valid`` (int).
     """
     if n_clips < 1 or n_classes < 1 or len(durations) == 0:
         raise ValueError(
@@ -121,13 +131,20 @@ def adapted_settings(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     short_clip = float(np.quantile(np.asarray(durations, dtype=float), SHORT_CLIP_QUANTILE))
     steps = math.floor(short_clip / SEGMENT_STEP_SECONDS + 1e-9)
-    segment = _clamp(steps * SEGMENT_STEP_SECONDS, MIN_SEGMENT_SECONDS, MAX_SEGMENT_SECONDS)
-    block = int(batch_size) * math.ceil(ITEM_BLOCK / int(batch_size))
+    longest = max(MIN_SEGMENT_SECONDS, steps * SEGMENT_STEP_SECONDS)
+    segment = min(longest, MAX_SEGMENT_SECONDS)
+    block = int(batch_size) * STEP_BLOCK
     items = block * math.ceil(n_clips / block)
-    # 1e-9: the built-in run's 24 x 512 x 2 s must give exactly 24, not 25.
+    # 1e-9: the built-in run's 24 x 64 x 14 x 1.27 s must give exactly 24, not 25.
     epochs = _clamp(math.ceil(TRAINING_SECONDS / (items * segment) - 1e-9), *EPOCH_RANGE)
     n_valid = _clamp(VALID_PER_CLASS * n_classes, *VALID_RANGE)
-    return dict(segment_seconds=segment, items_per_epoch=items, epochs=epochs, n_valid=n_valid)
+    return dict(
+        segment_seconds=segment,
+        test_segment_seconds=min(longest, MAX_TEST_SEGMENT_SECONDS),
+        items_per_epoch=items,
+        epochs=epochs,
+        n_valid=n_valid,
+    )
 
 
 def _is_auto(value) -> bool:
@@ -142,7 +159,7 @@ def auto_settings(conf: dict) -> List[str]:
 def _explicit(group: str, key: str, value):
     """A conf value that is not ``auto``; numbers given on the command line over an ``auto``
     default arrive as strings."""
-    kind = float if key == "segment_seconds" else int
+    kind = float if key.endswith("segment_seconds") else int
     try:
         return kind(value)
     except (TypeError, ValueError):
@@ -160,9 +177,9 @@ def resolve_auto(conf: dict, train_manifest: str) -> Tuple[dict, str]:
 
     Returns:
         (conf, line): a copy of the conf with numbers in place of ``auto``, and one line
-        stating the four settings and where each comes from, e.g. ``data plan (480 clips, 12
-        classes, 36 min, clips 3.0-6.0 s): segment_seconds 2.0 (auto), items_per_epoch 512
-        (auto), epochs 24 (auto), n_valid 48 (auto)``.
+        stating the settings and where each comes from, e.g. ``data plan (480 clips, 12
+        classes, 36 min, clips 3.0-6.0 s): segment_seconds 1.27 (auto), test_segment_seconds
+        2.0 (auto), items_per_epoch 896 (auto), epochs 24 (auto), n_valid 48 (auto)``.
     """
     conf = {group: dict(values) for group, values in conf.items()}
     summary: Optional[ManifestSummary] = None

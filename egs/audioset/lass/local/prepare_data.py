@@ -76,14 +76,20 @@ def make_manifests(conf: dict, args) -> None:
 
 def make_mixture_lists(conf: dict, args) -> None:
     """Stage 1: ``valid.csv`` and ``test.csv`` mixtures from the held-out clips."""
-    # Segment length and validation size may follow the training clips (``auto``), as
-    # train.py derives them.
+    if "test_segment_seconds" not in conf["data"]:
+        raise LASSInputError(
+            "data.test_segment_seconds is missing from the conf: the fixed validation and test "
+            "mixtures' length in seconds, or 'auto' (see local/conf.yml)."
+        )
+    # Mixture length and validation size may follow the training clips (``auto``); stated in
+    # the same data plan line as train.py's.
     conf, plan = resolve_auto(conf, os.path.join(args.data_dir, "train.csv"))
     print(plan, flush=True)
     held_out = os.path.abspath(os.path.join(args.data_dir, "test.csv"))
     mixtures_dir = os.path.join(args.data_dir, "mixtures")
     os.makedirs(mixtures_dir, exist_ok=True)
-    sampler = QueryMixtureDataset.from_conf(held_out, conf["data"])
+    mixtures = dict(conf["data"], segment_seconds=conf["data"]["test_segment_seconds"])
+    sampler = QueryMixtureDataset.from_conf(held_out, mixtures)
     n_valid, n_test = conf["data"]["n_valid"], conf["data"]["n_test"]
     write_fixed_mixtures(sampler, os.path.join(mixtures_dir, "valid.csv"), n_valid, seed=1)
     write_fixed_mixtures(sampler, os.path.join(mixtures_dir, "test.csv"), n_test, seed=2)
