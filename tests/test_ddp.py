@@ -32,7 +32,13 @@ CLIPS_PER_SHARD = 4
 def _conf() -> dict:
     """The recipe test's tiny conf, on CPU processes with the item log on."""
     conf = copy.deepcopy(TINY_CONF)
-    data = dict(segment_seconds=0.5, snr_low=0.0, snr_high=0.0, items_per_epoch=ITEMS_PER_EPOCH)
+    data = dict(
+        segment_seconds=0.5,
+        test_segment_seconds=0.5,
+        snr_low=0.0,
+        snr_high=0.0,
+        items_per_epoch=ITEMS_PER_EPOCH,
+    )
     conf["data"].update(data, num_workers=0)
     conf["model"].update(hop_length=64)
     conf["training"].update(epochs=EPOCHS, precision="32", accelerator="cpu", item_log=True)
