@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Language-queried source separation recipe: data, mixtures, training, evaluation, publishing.
-#   ./run.sh                              # stages 0-4 on the built-in corpus (2 CPU cores, ~30 min)
+#   ./run.sh                              # stages 0-4 on the built-in corpus (2 CPU cores, ~25 min)
 #   ./run.sh --stage 2 --tag mine         # from training on, experiment exp/mine
 #   ./run.sh --dataset manifest --train_manifest train.csv --test_manifest test.csv
 #   ./run.sh --dataset audioset --audioset_dir /data/audioset
