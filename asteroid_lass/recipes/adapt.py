@@ -54,8 +54,9 @@ SHORT_CLIP_QUANTILE = 0.1
 #: Steps between two validations, at least; an epoch is a whole number of such blocks.
 STEP_BLOCK = 64
 #: Seconds of mixtures a training run sees: the built-in default run's 24 epochs of 64 steps of
-#: 14 segments.
-TRAINING_SECONDS = 24 * STEP_BLOCK * 14 * MAX_SEGMENT_SECONDS
+#: 14 segments (the recipe's ``training.batch_size``), whatever the batch size actually used.
+BUILT_IN_RUN_BATCH_SIZE = 14
+TRAINING_SECONDS = 24 * STEP_BLOCK * BUILT_IN_RUN_BATCH_SIZE * MAX_SEGMENT_SECONDS
 EPOCH_RANGE = (4, 96)
 VALID_PER_CLASS = 4
 VALID_RANGE = (48, 512)
