@@ -132,8 +132,21 @@ def test_resolve_auto_replaces_only_auto_values_and_states_all(tmp_path):
         "test_segment_seconds 1.0 (auto), items_per_epoch 512 (auto), epochs 30 (conf), "
         "n_valid 10 (conf)"
     )
-    with pytest.raises(LASSInputError, match="training.epochs must be a number or 'auto'"):
+    with pytest.raises(LASSInputError, match="training.epochs must be a positive number or 'auto'"):
         resolve_auto(dict(conf, training=dict(epochs="many", batch_size=8)), path)
+
+
+@pytest.mark.parametrize("value", [0, "-1", "nan", "inf"])
+def test_a_non_positive_mixture_length_is_refused_by_its_own_name(tmp_path, value):
+    """The datasets would call it ``segment_seconds``; the user wrote test_segment_seconds."""
+    conf = dict(
+        data=dict(segment_seconds=1.0, test_segment_seconds=value),
+        training=dict(epochs=2, batch_size=8),
+    )
+    with pytest.raises(
+        LASSInputError, match=r"^data\.test_segment_seconds must be a positive number or 'auto'"
+    ):
+        resolve_auto(conf, str(tmp_path / "absent.csv"))
 
 
 def test_resolve_without_auto_does_not_read_the_manifest(tmp_path):

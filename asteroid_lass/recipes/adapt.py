@@ -158,15 +158,17 @@ def auto_settings(conf: dict) -> List[str]:
 
 
 def _explicit(group: str, key: str, value):
-    """A conf value that is not ``auto``; numbers given on the command line over an ``auto``
-    default arrive as strings."""
+    """A conf value that is not ``auto``, checked by its own name (the datasets only know a
+    ``segment_seconds``); numbers given on the command line over an ``auto`` default arrive as
+    strings."""
     kind = float if key.endswith("segment_seconds") else int
     try:
-        return kind(value)
+        number = kind(value)
     except (TypeError, ValueError):
-        raise LASSInputError(
-            f"{group}.{key} must be a number or {AUTO!r}, got {value!r}."
-        ) from None
+        number = None
+    if number is None or not 0 < number < math.inf:
+        raise LASSInputError(f"{group}.{key} must be a positive number or {AUTO!r}, got {value!r}.")
+    return number
 
 
 def resolve_auto(conf: dict, train_manifest: str) -> Tuple[dict, str]:
