@@ -29,26 +29,31 @@ def test_built_in_corpus_gives_the_default_runs_values():
     assert adapted_settings(480, 12, [5.0] * 480, batch_size=14) == BUILT_IN_RUN
 
 
-def test_training_segments_are_not_padded_by_the_unet():
-    """1.27 s at 16 kHz (hop 160) and at 32 kHz (hop 320) is exactly 128 frames of a centred
-    STFT, a multiple of the U-Net's time poolings, so no step computes on padding."""
+@pytest.mark.parametrize(
+    "clip_seconds, expected_frames", [(5.0, 128), (1.0, 96), (0.9, 64), (0.2, 64)]
+)
+def test_training_segments_are_not_padded_by_the_unet(clip_seconds, expected_frames):
+    """Training segments at 16 kHz (hop 160) and at 32 kHz (hop 320) are whole multiples of the
+    U-Net's time poolings in frames of a centred STFT (1.27 s is 128 frames), so no step computes
+    on padding; short clips get the longest such segment that fits them, at least 64 frames."""
     from asteroid_lass.models.resunet import TIME_MULTIPLE
 
-    segment = adapted_settings(480, 12, [5.0] * 480, batch_size=14)["segment_seconds"]
+    settings = adapted_settings(480, 12, [clip_seconds] * 480, batch_size=14)
     for sample_rate, hop in ((16000, 160), (32000, 320)):
-        samples = torch.zeros(int(round(segment * sample_rate)))
+        samples = torch.zeros(int(round(settings["segment_seconds"] * sample_rate)))
         window = torch.hann_window(2 * hop)
         frames = torch.stft(samples, 2 * hop, hop, window=window, return_complex=True).shape[-1]
-        assert frames == 128 and frames % TIME_MULTIPLE == 0
+        assert frames == expected_frames and frames % TIME_MULTIPLE == 0
+        assert frames <= 128 and (clip_seconds < 0.63 or len(samples) <= clip_seconds * sample_rate)
 
 
 @pytest.mark.parametrize(
     "n_clips, n_classes, durations, batch_size, expected",
     [
         # Budget 24 x 64 x 14 x 1.27 = 27,310.08 s of mixtures.
-        # Few clips of 1 s: 1 s segments and mixtures, one block of 64 steps of 8 = 512 items,
-        # 27310 / 512 -> 54 epochs.
-        (100, 3, [1.0] * 100, 8, (1.0, 1.0, 512, 54, 48)),
+        # Few clips of 1 s (101 frames): training segments of 96 frames (0.95 s), 1 s mixtures,
+        # one block of 64 steps of 8 = 512 items, 27310 / (512 * 0.95) -> 57 epochs.
+        (100, 3, [1.0] * 100, 8, (0.95, 1.0, 512, 57, 48)),
         # The same budget at batch 8 on the built-in corpus: 42 epochs of 64 steps.
         (480, 12, [5.0] * 480, 8, (1.27, 2.0, 512, 42, 48)),
         # AudioSet-like: 10 s clips, 20,000 of them, 527 classes: at least 4 passes.
@@ -57,13 +62,17 @@ def test_training_segments_are_not_padded_by_the_unet():
         (2000, 30, [4.0] * 2000, 14, (1.27, 2.0, 2688, 8, 120)),
         # Batch 48 makes blocks of 3072 mixtures: 27310 / (3072 * 1.27) = 7 epochs.
         (1500, 12, [4.0] * 1500, 48, (1.27, 2.0, 3072, 7, 48)),
-        # An eighth of the clips of 0.9 s: 0.75 s segments and mixtures, 27310 / 672 -> 41.
-        (480, 12, [0.9] * 60 + [3.0] * 420, 14, (0.75, 0.75, 896, 41, 48)),
+        # An eighth of the clips of 0.9 s (91 frames): 64-frame segments (0.63 s), 0.75 s
+        # mixtures, 27310 / (896 * 0.63) -> 49 epochs.
+        (480, 12, [0.9] * 60 + [3.0] * 420, 14, (0.63, 0.75, 896, 49, 48)),
+        # Clips of 0.95 s are exactly 96 frames: segments of 0.95 s, 27310 / 851.2 -> 33.
+        (480, 12, [0.95] * 480, 14, (0.95, 0.75, 896, 33, 48)),
         # Clips of 1.6 s: training segments stay 1.27 s, mixtures 1.5 s.
         (480, 12, [1.6] * 480, 14, (1.27, 1.5, 896, 24, 48)),
-        # Very short clips: never below 0.5 s; at most 96 epochs.
-        (64, 2, [0.2] * 64, 14, (0.5, 0.5, 896, 61, 48)),
-        (64, 2, [0.2] * 64, 4, (0.5, 0.5, 256, 96, 48)),
+        # Very short clips: segments never below 64 frames (0.63 s), mixtures never below 0.5 s;
+        # at most 96 epochs.
+        (64, 2, [0.2] * 64, 14, (0.63, 0.5, 896, 49, 48)),
+        (64, 2, [0.2] * 64, 4, (0.63, 0.5, 256, 96, 48)),
     ],
 )
 def test_rule_on_other_collections(n_clips, n_classes, durations, batch_size, expected):
@@ -119,7 +128,7 @@ def test_resolve_auto_replaces_only_auto_values_and_states_all(tmp_path):
     )
     resolved, line = resolve_auto(conf, path)
     assert resolved["data"] == dict(
-        segment_seconds=1.0,
+        segment_seconds=0.95,
         test_segment_seconds=1.0,
         items_per_epoch=512,
         n_valid=10,
@@ -128,7 +137,7 @@ def test_resolve_auto_replaces_only_auto_values_and_states_all(tmp_path):
     assert resolved["training"] == dict(epochs=30, batch_size=8)
     assert conf["data"]["segment_seconds"] == "auto"  # the caller's conf is left alone
     assert line == (
-        "data plan (70 clips, 3 classes, 1 min, clips 1.0-1.0 s): segment_seconds 1.0 (auto), "
+        "data plan (70 clips, 3 classes, 1 min, clips 1.0-1.0 s): segment_seconds 0.95 (auto), "
         "test_segment_seconds 1.0 (auto), items_per_epoch 512 (auto), epochs 30 (conf), "
         "n_valid 10 (conf)"
     )

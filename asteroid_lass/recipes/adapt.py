@@ -8,12 +8,13 @@ batch size 14 the rule gives the default run: 1.27 s training segments, 2 s vali
 mixtures, 896 mixtures (64 steps) per epoch, 24 epochs, 48 validation mixtures.
 
 - ``segment_seconds`` (training): 1.27 s, or less when a tenth of the clips are shorter (the
-  10th percentile of clip lengths, rounded down to 0.25 s, at least 0.5 s), so that segments
-  are rarely padded with silence. 1.27 s is 128 STFT frames at a 10 ms hop, the U-Net's time
-  multiple: 14 such segments cost what 8 of 2 s cost (201 frames, padded to 224 by the U-Net)
-  and trained better in the same time (the recipe's README has the measurements);
-- ``test_segment_seconds`` (the fixed validation and test mixtures): 2 s, or less by the same
-  short-clip rule;
+  10th percentile of clip lengths), so that segments are rarely padded with silence. A
+  segment is a whole number of 32 STFT frames at a 10 ms hop, the U-Net's time multiple
+  (1.27 s is 128 frames; shorter: 0.95 s or 0.63 s, never less), so that the U-Net pads no
+  frame: 14 segments of 1.27 s cost what 8 of 2 s cost (201 frames, padded to 224) and
+  trained better in the same time (the recipe's README has the measurements);
+- ``test_segment_seconds`` (the fixed validation and test mixtures): 2 s, or less when a
+  tenth of the clips are shorter (their length rounded down to 0.25 s, at least 0.5 s);
 - ``items_per_epoch``: one mixture per training clip, rounded up to whole blocks of 64 steps
   (so at least 64 steps between two validations);
 - ``epochs``: the built-in run's amount of training, 27,310 s of mixtures (24 x 64 x 14 x
@@ -32,6 +33,7 @@ import soundfile as sf
 
 from ..data.manifest import label_key, load_manifest
 from ..errors import LASSInputError
+from ..models.resunet import TIME_MULTIPLE
 
 #: The value that asks for a setting derived from the data.
 AUTO = "auto"
@@ -43,12 +45,24 @@ ADAPTIVE_KEYS = (
     ("training", "epochs"),
     ("data", "n_valid"),
 )
-#: Longest training segment: 128 STFT frames at a 10 ms hop (see the module's docstring).
-MAX_SEGMENT_SECONDS = 1.27
-#: Longest validation and test mixture.
+#: The STFT hop the training segments are sized for (the recipe's 160 at 16 kHz, 320 at 32 kHz).
+FRAME_SECONDS = 0.01
+#: Training segments are 2 to 4 blocks of the U-Net's time multiple (see the module's docstring).
+MIN_SEGMENT_BLOCKS, MAX_SEGMENT_BLOCKS = 2, 4
+
+
+def _blocks_to_seconds(blocks: int) -> float:
+    """Length of a segment of ``blocks`` x 32 frames of a centred STFT (one frame more than
+    hops)."""
+    return round((blocks * TIME_MULTIPLE - 1) * FRAME_SECONDS, 2)
+
+
+#: Longest training segment: 128 STFT frames at a 10 ms hop.
+MAX_SEGMENT_SECONDS = _blocks_to_seconds(MAX_SEGMENT_BLOCKS)
+#: Longest validation and test mixture, and the short-clip rounding of its length.
 MAX_TEST_SEGMENT_SECONDS = 2.0
-MIN_SEGMENT_SECONDS = 0.5
-SEGMENT_STEP_SECONDS = 0.25
+MIN_TEST_SEGMENT_SECONDS = 0.5
+TEST_SEGMENT_STEP_SECONDS = 0.25
 #: The share of clips allowed to be shorter than a segment.
 SHORT_CLIP_QUANTILE = 0.1
 #: Steps between two validations, at least; an epoch is a whole number of such blocks.
@@ -131,9 +145,11 @@ def adapted_settings(
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     short_clip = float(np.quantile(np.asarray(durations, dtype=float), SHORT_CLIP_QUANTILE))
-    steps = math.floor(short_clip / SEGMENT_STEP_SECONDS + 1e-9)
-    longest = max(MIN_SEGMENT_SECONDS, steps * SEGMENT_STEP_SECONDS)
-    segment = min(longest, MAX_SEGMENT_SECONDS)
+    frames = math.floor(short_clip / FRAME_SECONDS + 1e-9) + 1
+    blocks = _clamp(frames // TIME_MULTIPLE, MIN_SEGMENT_BLOCKS, MAX_SEGMENT_BLOCKS)
+    segment = _blocks_to_seconds(blocks)
+    steps = math.floor(short_clip / TEST_SEGMENT_STEP_SECONDS + 1e-9)
+    test_segment = max(MIN_TEST_SEGMENT_SECONDS, steps * TEST_SEGMENT_STEP_SECONDS)
     block = int(batch_size) * STEP_BLOCK
     items = block * math.ceil(n_clips / block)
     # 1e-9: the built-in run's 24 x 64 x 14 x 1.27 s must give exactly 24, not 25.
@@ -141,7 +157,7 @@ def adapted_settings(
     n_valid = _clamp(VALID_PER_CLASS * n_classes, *VALID_RANGE)
     return dict(
         segment_seconds=segment,
-        test_segment_seconds=min(longest, MAX_TEST_SEGMENT_SECONDS),
+        test_segment_seconds=min(test_segment, MAX_TEST_SEGMENT_SECONDS),
         items_per_epoch=items,
         epochs=epochs,
         n_valid=n_valid,
