@@ -1,10 +1,10 @@
 """Items/s of QueryMixtureDataset with DataLoader workers, against the training step it feeds.
 
 Both are measured in this run: the loader's throughput with 2 workers, and the time of one
-training step of the recipe's ``small`` model on a batch of the same size. The ratio says
+training step of the recipe's ``compact`` model on a batch of the same size. The ratio says
 whether data loading can keep up with training on this machine.
 
-    python benchmarks/data_speed.py [--workers 2] [--batch 8] [--segment 2.0]
+    python benchmarks/data_speed.py [--workers 2] [--batch 14] [--segment 1.27]
 """
 
 import argparse
@@ -23,8 +23,8 @@ from asteroid_lass.data.synth import make_corpus
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--segment", type=float, default=2.0)
+    parser.add_argument("--batch", type=int, default=14)
+    parser.add_argument("--segment", type=float, default=1.27)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--sample-rate", type=int, default=16000)
     args = parser.parse_args()
@@ -55,7 +55,11 @@ def main() -> None:
 
     torch.set_num_threads(2)
     model = LASSResUNet(
-        sample_rate=args.sample_rate, n_fft=512, hop_length=160, channels="small", condition_dim=384
+        sample_rate=args.sample_rate,
+        n_fft=512,
+        hop_length=160,
+        channels="compact",
+        condition_dim=384,
     )
     optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
     mixture = torch.randn(args.batch, int(args.segment * args.sample_rate))

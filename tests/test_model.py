@@ -37,13 +37,22 @@ def test_base_preset_has_the_parameters_audiosep_uses():
 
 @pytest.mark.parametrize(
     "channels, condition_dim, n_fft, in_channels",
-    [("tiny", 384, 512, 1), ("small", 512, 1024, 2), ([4, 8, 8, 16, 16, 24], 7, 256, 3)],
+    [
+        ("tiny", 384, 512, 1),
+        ("compact", 384, 512, 1),
+        ("small", 512, 1024, 2),
+        ([4, 8, 8, 16, 16, 24], 7, 256, 3),
+    ],
 )
 def test_other_sizes_have_the_layouts_parameter_count(channels, condition_dim, n_fft, in_channels):
     model = LASSResUNet(
         n_fft=n_fft, channels=channels, condition_dim=condition_dim, in_channels=in_channels
     )
-    widths = {"tiny": (8, 16, 32, 64, 64, 64), "small": (16, 32, 64, 128, 192, 192)}
+    widths = {
+        "tiny": (8, 16, 32, 64, 64, 64),
+        "compact": (8, 16, 32, 64, 128, 128),
+        "small": (16, 32, 64, 128, 192, 192),
+    }
     enc = widths.get(channels, channels) if isinstance(channels, str) else channels
     layout = audiosep_shapes(enc, condition_dim, n_fft, in_channels)
     assert _n_params(model) == trainable_count(layout, used_only=True)

@@ -16,7 +16,7 @@ from asteroid_lass.recipes.adapt import adapted_settings, resolve_auto, summariz
 
 # The built-in default run (measured in the recipe's README): 14 segments of 1.27 s per step.
 BUILT_IN_RUN = dict(
-    segment_seconds=1.27, test_segment_seconds=2.0, items_per_epoch=896, epochs=24, n_valid=48
+    segment_seconds=1.27, test_segment_seconds=2.0, items_per_epoch=896, epochs=45, n_valid=48
 )
 KEYS = ("segment_seconds", "test_segment_seconds", "items_per_epoch", "epochs", "n_valid")
 
@@ -50,28 +50,28 @@ def test_training_segments_are_not_padded_by_the_unet(clip_seconds, expected_fra
 @pytest.mark.parametrize(
     "n_clips, n_classes, durations, batch_size, expected",
     [
-        # Budget 24 x 64 x 14 x 1.27 = 27,310.08 s of mixtures.
+        # Budget 45 x 64 x 14 x 1.27 = 51,206.4 s of mixtures.
         # Few clips of 1 s (101 frames): training segments of 96 frames (0.95 s), 1 s mixtures,
-        # one block of 64 steps of 8 = 512 items, 27310 / (512 * 0.95) -> 57 epochs.
-        (100, 3, [1.0] * 100, 8, (0.95, 1.0, 512, 57, 48)),
-        # The same budget at batch 8 on the built-in corpus: 42 epochs of 64 steps.
-        (480, 12, [5.0] * 480, 8, (1.27, 2.0, 512, 42, 48)),
+        # one block of 64 steps of 8 = 512 items, 51206 / (512 * 0.95) = 105.3: at most 96.
+        (100, 3, [1.0] * 100, 8, (0.95, 1.0, 512, 96, 48)),
+        # The same budget at batch 8 on the built-in corpus: 51206 / 650.24 -> 79 epochs.
+        (480, 12, [5.0] * 480, 8, (1.27, 2.0, 512, 79, 48)),
         # AudioSet-like: 10 s clips, 20,000 of them, 527 classes: at least 4 passes.
         (20000, 527, [10.0] * 20000, 14, (1.27, 2.0, 20608, 4, 512)),
-        # 2,000 clips of 4 s: 3 blocks of 896, 27310 / (2688 * 1.27) = 8 epochs; 30 classes.
-        (2000, 30, [4.0] * 2000, 14, (1.27, 2.0, 2688, 8, 120)),
-        # Batch 48 makes blocks of 3072 mixtures: 27310 / (3072 * 1.27) = 7 epochs.
-        (1500, 12, [4.0] * 1500, 48, (1.27, 2.0, 3072, 7, 48)),
+        # 2,000 clips of 4 s: 3 blocks of 896, 51206 / (2688 * 1.27) = 15 epochs; 30 classes.
+        (2000, 30, [4.0] * 2000, 14, (1.27, 2.0, 2688, 15, 120)),
+        # Batch 48 makes blocks of 3072 mixtures: 51206 / (3072 * 1.27) = 13.1 -> 14 epochs.
+        (1500, 12, [4.0] * 1500, 48, (1.27, 2.0, 3072, 14, 48)),
         # An eighth of the clips of 0.9 s (91 frames): 64-frame segments (0.63 s), 0.75 s
-        # mixtures, 27310 / (896 * 0.63) -> 49 epochs.
-        (480, 12, [0.9] * 60 + [3.0] * 420, 14, (0.63, 0.75, 896, 49, 48)),
-        # Clips of 0.95 s are exactly 96 frames: segments of 0.95 s, 27310 / 851.2 -> 33.
-        (480, 12, [0.95] * 480, 14, (0.95, 0.75, 896, 33, 48)),
+        # mixtures, 51206 / (896 * 0.63) -> 91 epochs.
+        (480, 12, [0.9] * 60 + [3.0] * 420, 14, (0.63, 0.75, 896, 91, 48)),
+        # Clips of 0.95 s are exactly 96 frames: segments of 0.95 s, 51206 / 851.2 -> 61.
+        (480, 12, [0.95] * 480, 14, (0.95, 0.75, 896, 61, 48)),
         # Clips of 1.6 s: training segments stay 1.27 s, mixtures 1.5 s.
-        (480, 12, [1.6] * 480, 14, (1.27, 1.5, 896, 24, 48)),
+        (480, 12, [1.6] * 480, 14, (1.27, 1.5, 896, 45, 48)),
         # Very short clips: segments never below 64 frames (0.63 s), mixtures never below 0.5 s;
         # at most 96 epochs.
-        (64, 2, [0.2] * 64, 14, (0.63, 0.5, 896, 49, 48)),
+        (64, 2, [0.2] * 64, 14, (0.63, 0.5, 896, 91, 48)),
         (64, 2, [0.2] * 64, 4, (0.63, 0.5, 256, 96, 48)),
     ],
 )
