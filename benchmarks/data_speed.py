@@ -79,7 +79,7 @@ def main() -> None:
         f"{items_per_second:.1f} items/s"
     )
     print(
-        f"small model training step (batch {args.batch}): {step:.2f} s -> consumes {consumed:.1f} items/s"
+        f"compact model training step (batch {args.batch}): {step:.2f} s -> consumes {consumed:.1f} items/s"
     )
     print(
         f"loader / model ratio: {items_per_second / consumed:.1f}x "
