@@ -19,7 +19,7 @@ mixtures, 896 mixtures (64 steps) per epoch, 45 epochs, 48 validation mixtures.
   (so at least 64 steps between two validations);
 - ``epochs``: the built-in run's amount of training, 51,206 s of mixtures (45 x 64 x 14 x
   1.27 s), whatever the clip count, segment length and batch size (so about the same training
-  time with the recipe's ``compact`` model: 23 minutes on 2 CPU cores; a larger model takes
+  time with the recipe's ``compact`` model: 22 to 23 minutes on 2 CPU cores; a larger model takes
   longer, ``small`` about twice), but at least 4 and at most 96 passes over the clips;
 - ``n_valid``: 4 validation mixtures per class, between 48 and 512.
 """
