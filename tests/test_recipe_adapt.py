@@ -30,21 +30,38 @@ def test_built_in_corpus_gives_the_default_runs_values():
 
 
 @pytest.mark.parametrize(
-    "clip_seconds, expected_frames", [(5.0, 128), (1.0, 96), (0.9, 64), (0.2, 64)]
+    "clip_seconds, sample_rate, hop, expected_frames",
+    [
+        (5.0, 16000, 160, 128),  # the recipe's STFT: 1.27 s
+        (1.0, 16000, 160, 96),
+        (0.9, 16000, 160, 64),
+        (0.2, 16000, 160, 64),  # never fewer than 64 frames
+        (5.0, 32000, 320, 128),
+        (1.0, 32000, 320, 96),
+        (5.0, 16000, 256, 128),  # 16 ms hops: 2.032 s
+        (1.5, 16000, 256, 64),  # 94 frames of the clip hold two blocks
+        (5.0, 22050, 256, 128),  # a hop that is no whole number of milliseconds
+        (1.0, 22050, 256, 64),
+        (3.0, 48000, 512, 128),
+    ],
 )
-def test_training_segments_are_not_padded_by_the_unet(clip_seconds, expected_frames):
-    """Training segments at 16 kHz (hop 160) and at 32 kHz (hop 320) are whole multiples of the
-    U-Net's time poolings in frames of a centred STFT (1.27 s is 128 frames), so no step computes
-    on padding; short clips get the longest such segment that fits them, at least 64 frames."""
+def test_training_segments_are_not_padded_by_the_unet(
+    clip_seconds, sample_rate, hop, expected_frames
+):
+    """Training segments are whole multiples of the U-Net's time poolings in frames of the
+    model's centred STFT, whatever its hop and sample rate, so no step computes on padding;
+    short clips get the longest such segment that fits them, at least 64 frames."""
     from asteroid_lass.models.resunet import TIME_MULTIPLE
 
-    settings = adapted_settings(480, 12, [clip_seconds] * 480, batch_size=14)
-    for sample_rate, hop in ((16000, 160), (32000, 320)):
-        samples = torch.zeros(int(round(settings["segment_seconds"] * sample_rate)))
-        window = torch.hann_window(2 * hop)
-        frames = torch.stft(samples, 2 * hop, hop, window=window, return_complex=True).shape[-1]
-        assert frames == expected_frames and frames % TIME_MULTIPLE == 0
-        assert frames <= 128 and (clip_seconds < 0.63 or len(samples) <= clip_seconds * sample_rate)
+    settings = adapted_settings(
+        480, 12, [clip_seconds] * 480, batch_size=14, frame_seconds=hop / sample_rate
+    )
+    samples = torch.zeros(int(round(settings["segment_seconds"] * sample_rate)))
+    window = torch.hann_window(2 * hop)
+    frames = torch.stft(samples, 2 * hop, hop, window=window, return_complex=True).shape[-1]
+    assert frames == expected_frames and frames % TIME_MULTIPLE == 0
+    fits = len(samples) <= clip_seconds * sample_rate
+    assert fits or (expected_frames == 64 and clip_seconds * sample_rate < 63 * hop)
 
 
 @pytest.mark.parametrize(
@@ -143,6 +160,23 @@ def test_resolve_auto_replaces_only_auto_values_and_states_all(tmp_path):
     )
     with pytest.raises(LASSInputError, match="training.epochs must be a positive number or 'auto'"):
         resolve_auto(dict(conf, training=dict(epochs="many", batch_size=8)), path)
+
+
+def test_resolve_auto_sizes_training_segments_for_the_confs_stft(tmp_path):
+    """A conf with 16 ms hops (256 at 16 kHz) gets 128 of its frames (2.032 s), not 1.27 s
+    (80 frames, which the U-Net would pad to 96); a hop that is not a number is refused."""
+    path = _manifest(tmp_path, [(f"{k}.wav", f"class {k % 3}", 1.0, 5.0) for k in range(70)])
+    conf = dict(
+        data=dict(segment_seconds="auto", sample_rate=16000),
+        model=dict(hop_length=256),
+        training=dict(epochs=3, batch_size=8),
+    )
+    resolved, line = resolve_auto(conf, path)
+    assert resolved["data"]["segment_seconds"] == 2.032
+    assert "segment_seconds 2.032 (auto)" in line
+    conf["model"]["hop_length"] = "half"
+    with pytest.raises(LASSInputError, match="model.hop_length and data.sample_rate must be"):
+        resolve_auto(conf, path)
 
 
 @pytest.mark.parametrize("value", [0, "-1", "nan", "inf"])

@@ -7,12 +7,13 @@ is kept as the conf states it. On the built-in corpus (12 classes x 40 clips of 
 batch size 14 the rule gives the default run: 1.27 s training segments, 2 s validation and test
 mixtures, 896 mixtures (64 steps) per epoch, 45 epochs, 48 validation mixtures.
 
-- ``segment_seconds`` (training): 1.27 s, or less when a tenth of the clips are shorter (the
-  10th percentile of clip lengths), so that segments are rarely padded with silence. A
-  segment is a whole number of 32 STFT frames at a 10 ms hop, the U-Net's time multiple
-  (1.27 s is 128 frames; shorter: 0.95 s or 0.63 s, never less), so that the U-Net pads no
-  frame: 14 segments of 1.27 s cost what 8 of 2 s cost (201 frames, padded to 224) and
-  trained better in the same time (the recipe's README has the measurements);
+- ``segment_seconds`` (training): 128 STFT frames (1.27 s at the recipe's 10 ms hop), or
+  less when a tenth of the clips are shorter (the 10th percentile of clip lengths), so that
+  segments are rarely padded with silence. A segment is a whole number of 32 frames of the
+  conf's STFT (``model.hop_length`` at ``data.sample_rate``), the U-Net's time multiple
+  (shorter: 96 or 64 frames, never less), so that the U-Net pads no frame: 14 segments of
+  1.27 s cost what 8 of 2 s cost (201 frames, padded to 224) and trained better in the same
+  time (the recipe's README has the measurements);
 - ``test_segment_seconds`` (the fixed validation and test mixtures): 2 s, or less when a
   tenth of the clips are shorter (their length rounded down to 0.25 s, at least 0.5 s);
 - ``items_per_epoch``: one mixture per training clip, rounded up to whole blocks of 64 steps
@@ -46,16 +47,17 @@ ADAPTIVE_KEYS = (
     ("training", "epochs"),
     ("data", "n_valid"),
 )
-#: The STFT hop the training segments are sized for (the recipe's 160 at 16 kHz, 320 at 32 kHz).
+#: The STFT hop training segments are sized for when the conf names none (the recipe's 160 at
+#: 16 kHz, 320 at 32 kHz).
 FRAME_SECONDS = 0.01
 #: Training segments are 2 to 4 blocks of the U-Net's time multiple (see the module's docstring).
 MIN_SEGMENT_BLOCKS, MAX_SEGMENT_BLOCKS = 2, 4
 
 
-def _blocks_to_seconds(blocks: int) -> float:
+def _blocks_to_seconds(blocks: int, frame_seconds: float = FRAME_SECONDS) -> float:
     """Length of a segment of ``blocks`` x 32 frames of a centred STFT (one frame more than
-    hops)."""
-    return round((blocks * TIME_MULTIPLE - 1) * FRAME_SECONDS, 2)
+    hops), rounded to the microsecond (exact for hops of whole samples at usual rates)."""
+    return round((blocks * TIME_MULTIPLE - 1) * frame_seconds, 6)
 
 
 #: Longest training segment: 128 STFT frames at a 10 ms hop.
@@ -125,7 +127,11 @@ def _clamp(value, low, high):
 
 
 def adapted_settings(
-    n_clips: int, n_classes: int, durations: Sequence[float], batch_size: int
+    n_clips: int,
+    n_classes: int,
+    durations: Sequence[float],
+    batch_size: int,
+    frame_seconds: float = FRAME_SECONDS,
 ) -> Dict[str, float]:
     """The rule of this module's docstring.
 
@@ -134,6 +140,7 @@ def adapted_settings(
         n_classes: Distinct training labels.
         durations: Training clip lengths in seconds.
         batch_size: Mixtures per training step.
+        frame_seconds: The model's STFT hop in seconds.
 
     Returns:
         dict: ``segment_seconds`` and ``test_segment_seconds`` (float), ``items_per_epoch``,
@@ -146,10 +153,12 @@ def adapted_settings(
         )
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    if not 0 < frame_seconds < math.inf:
+        raise ValueError(f"frame_seconds must be a positive number, got {frame_seconds}.")
     short_clip = float(np.quantile(np.asarray(durations, dtype=float), SHORT_CLIP_QUANTILE))
-    frames = math.floor(short_clip / FRAME_SECONDS + 1e-9) + 1
+    frames = math.floor(short_clip / frame_seconds + 1e-9) + 1
     blocks = _clamp(frames // TIME_MULTIPLE, MIN_SEGMENT_BLOCKS, MAX_SEGMENT_BLOCKS)
-    segment = _blocks_to_seconds(blocks)
+    segment = _blocks_to_seconds(blocks, frame_seconds)
     steps = math.floor(short_clip / TEST_SEGMENT_STEP_SECONDS + 1e-9)
     test_segment = max(MIN_TEST_SEGMENT_SECONDS, steps * TEST_SEGMENT_STEP_SECONDS)
     block = int(batch_size) * STEP_BLOCK
@@ -189,11 +198,30 @@ def _explicit(group: str, key: str, value):
     return number
 
 
+def _frame_seconds(conf: dict) -> float:
+    """The conf's STFT hop in seconds; :data:`FRAME_SECONDS` when it names no hop."""
+    hop = conf.get("model", {}).get("hop_length")
+    sample_rate = conf.get("data", {}).get("sample_rate")
+    if hop is None or sample_rate is None:
+        return FRAME_SECONDS
+    try:
+        seconds = float(hop) / float(sample_rate)
+    except (TypeError, ValueError, ZeroDivisionError):
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise LASSInputError(
+            f"model.hop_length and data.sample_rate must be positive numbers, got {hop!r} and "
+            f"{sample_rate!r}."
+        )
+    return seconds
+
+
 def resolve_auto(conf: dict, train_manifest: str) -> Tuple[dict, str]:
     """The conf with its ``auto`` settings derived from the training manifest.
 
     Args:
-        conf: A recipe configuration (``data``, ``training`` groups).
+        conf: A recipe configuration (``data``, ``training`` groups; training segments follow
+            ``model.hop_length`` at ``data.sample_rate`` when the conf gives both).
         train_manifest: The training manifest CSV the settings are derived from.
 
     Returns:
@@ -211,6 +239,7 @@ def resolve_auto(conf: dict, train_manifest: str) -> Tuple[dict, str]:
             summary.n_classes,
             summary.durations,
             conf["training"]["batch_size"],
+            _frame_seconds(conf),
         )
     parts = []
     for group, key in ADAPTIVE_KEYS:
