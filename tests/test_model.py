@@ -1,4 +1,5 @@
 import importlib
+import copy
 import math
 
 import numpy as np
@@ -124,13 +125,37 @@ def test_lean_inference_matches_the_layer_by_layer_pass_and_leaves_inputs_alone(
         relative = (lean - layer_by_layer).norm() / layer_by_layer.norm()
         assert relative < 1e-5, relative
     assert torch.equal(mixture, mixture_copy) and torch.equal(embeddings, embeddings_copy)
-    # Training mode keeps the layer-by-layer path and the default weight layout.
-    model.train()
-    assert model.pre_conv.weight.is_contiguous()
-    model.eval()
-    assert model.encoder_blocks[0].unit.conv1.weight.is_contiguous(
-        memory_format=torch.channels_last
+    # Both modes keep the convolution weights channels-last (oneDNN's own layout).
+    for mode in (True, False):
+        model.train(mode)
+        assert model.encoder_blocks[0].unit.conv1.weight.is_contiguous(
+            memory_format=torch.channels_last
+        )
+
+
+def test_training_step_does_not_depend_on_the_weights_layout():
+    """Channels-last weights (what ``train()`` sets, for speed) and the default layout give the
+    same training loss and gradients, to float rounding."""
+    torch.manual_seed(0)
+    model = LASSResUNet(
+        sample_rate=8000, n_fft=256, hop_length=64, channels="tiny", condition_dim=8
     )
+    mixture = 0.1 * torch.randn(3, 1, 4000)
+    embeddings = torch.randn(3, 1, 8)
+    target = 0.1 * torch.randn(3, 1, 1, 4000)
+    results = []
+    for layout in (torch.channels_last, torch.contiguous_format):
+        replica = copy.deepcopy(model).train()
+        replica.to(memory_format=layout)
+        loss = (replica(mixture, embeddings) - target).square().mean()
+        loss.backward()
+        results.append((loss.detach(), [p.grad.flatten() for p in replica.parameters()]))
+    (loss_last, grads_last), (loss_default, grads_default) = results
+    assert torch.allclose(loss_last, loss_default, rtol=1e-5)
+    assert model.encoder_blocks[1].unit.conv1.weight.grad is None  # the copies, not the model
+    gradient_last, gradient_default = torch.cat(grads_last), torch.cat(grads_default)
+    relative = (gradient_last - gradient_default).norm() / gradient_default.norm()
+    assert relative < 1e-4, relative
 
 
 def _saturate_output_conv(model: LASSResUNet, logits_per_channel) -> LASSResUNet:

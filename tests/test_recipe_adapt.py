@@ -24,9 +24,11 @@ KEYS = ("segment_seconds", "test_segment_seconds", "items_per_epoch", "epochs", 
 def test_built_in_corpus_gives_the_default_runs_values():
     # 12 classes x 40 clips of 3 to 6 s (synth.make_corpus's range), batch size 14.
     durations = np.random.default_rng(0).uniform(3.0, 6.0, 480)
-    assert adapted_settings(480, 12, durations, batch_size=14) == BUILT_IN_RUN
-    # The rendered instrument manifest: 12 classes x 40 clips of 5 s.
-    assert adapted_settings(480, 12, [5.0] * 480, batch_size=14) == BUILT_IN_RUN
+    assert adapted_settings(480, 12, durations, batch_size=14, built_in_corpus=True) == BUILT_IN_RUN
+    # The rendered instrument manifest (12 classes x 40 clips of 5 s), the user's own data:
+    # the same plan with twice the training.
+    own_data = adapted_settings(480, 12, [5.0] * 480, batch_size=14)
+    assert own_data == dict(BUILT_IN_RUN, epochs=90)
 
 
 @pytest.mark.parametrize(
@@ -65,35 +67,44 @@ def test_training_segments_are_not_padded_by_the_unet(
 
 
 @pytest.mark.parametrize(
-    "n_clips, n_classes, durations, batch_size, expected",
+    "n_clips, n_classes, durations, batch_size, built_in, expected",
     [
-        # Budget 45 x 64 x 14 x 1.27 = 51,206.4 s of mixtures.
+        # Budget of the built-in corpus: 45 x 64 x 14 x 1.27 = 51,206.4 s of mixtures; of the
+        # user's own data, twice that (the last rows).
         # Few clips of 1 s (101 frames): training segments of 96 frames (0.95 s), 1 s mixtures,
         # one block of 64 steps of 8 = 512 items, 51206 / (512 * 0.95) = 105.3: at most 96.
-        (100, 3, [1.0] * 100, 8, (0.95, 1.0, 512, 96, 48)),
+        (100, 3, [1.0] * 100, 8, True, (0.95, 1.0, 512, 96, 48)),
         # The same budget at batch 8 on the built-in corpus: 51206 / 650.24 -> 79 epochs.
-        (480, 12, [5.0] * 480, 8, (1.27, 2.0, 512, 79, 48)),
+        (480, 12, [5.0] * 480, 8, True, (1.27, 2.0, 512, 79, 48)),
         # AudioSet-like: 10 s clips, 20,000 of them, 527 classes: at least 4 passes.
-        (20000, 527, [10.0] * 20000, 14, (1.27, 2.0, 20608, 4, 512)),
+        (20000, 527, [10.0] * 20000, 14, True, (1.27, 2.0, 20608, 4, 512)),
         # 2,000 clips of 4 s: 3 blocks of 896, 51206 / (2688 * 1.27) = 15 epochs; 30 classes.
-        (2000, 30, [4.0] * 2000, 14, (1.27, 2.0, 2688, 15, 120)),
+        (2000, 30, [4.0] * 2000, 14, True, (1.27, 2.0, 2688, 15, 120)),
         # Batch 48 makes blocks of 3072 mixtures: 51206 / (3072 * 1.27) = 13.1 -> 14 epochs.
-        (1500, 12, [4.0] * 1500, 48, (1.27, 2.0, 3072, 14, 48)),
+        (1500, 12, [4.0] * 1500, 48, True, (1.27, 2.0, 3072, 14, 48)),
         # An eighth of the clips of 0.9 s (91 frames): 64-frame segments (0.63 s), 0.75 s
         # mixtures, 51206 / (896 * 0.63) -> 91 epochs.
-        (480, 12, [0.9] * 60 + [3.0] * 420, 14, (0.63, 0.75, 896, 91, 48)),
+        (480, 12, [0.9] * 60 + [3.0] * 420, 14, True, (0.63, 0.75, 896, 91, 48)),
         # Clips of 0.95 s are exactly 96 frames: segments of 0.95 s, 51206 / 851.2 -> 61.
-        (480, 12, [0.95] * 480, 14, (0.95, 0.75, 896, 61, 48)),
+        (480, 12, [0.95] * 480, 14, True, (0.95, 0.75, 896, 61, 48)),
         # Clips of 1.6 s: training segments stay 1.27 s, mixtures 1.5 s.
-        (480, 12, [1.6] * 480, 14, (1.27, 1.5, 896, 45, 48)),
+        (480, 12, [1.6] * 480, 14, True, (1.27, 1.5, 896, 45, 48)),
         # Very short clips: segments never below 64 frames (0.63 s), mixtures never below 0.5 s;
         # at most 96 epochs.
-        (64, 2, [0.2] * 64, 14, (0.63, 0.5, 896, 91, 48)),
-        (64, 2, [0.2] * 64, 4, (0.63, 0.5, 256, 96, 48)),
+        (64, 2, [0.2] * 64, 14, True, (0.63, 0.5, 896, 91, 48)),
+        (64, 2, [0.2] * 64, 4, True, (0.63, 0.5, 256, 96, 48)),
+        # The user's own data: 102,412.8 s. The instruments: 102412.8 / (896 * 1.27) = 90.
+        (480, 12, [5.0] * 480, 14, False, (1.27, 2.0, 896, 90, 48)),
+        # 2,000 clips of 4 s: 102412.8 / (2688 * 1.27) = 30 exactly.
+        (2000, 30, [4.0] * 2000, 14, False, (1.27, 2.0, 2688, 30, 120)),
+        # AudioSet-like: 102412.8 / (20608 * 1.27) = 3.9 -> 4.
+        (20000, 527, [10.0] * 20000, 14, False, (1.27, 2.0, 20608, 4, 512)),
+        # Clips of 0.95 s: 102412.8 / 851.2 = 120.3 -> at most 96.
+        (480, 12, [0.95] * 480, 14, False, (0.95, 0.75, 896, 96, 48)),
     ],
 )
-def test_rule_on_other_collections(n_clips, n_classes, durations, batch_size, expected):
-    settings = adapted_settings(n_clips, n_classes, durations, batch_size)
+def test_rule_on_other_collections(n_clips, n_classes, durations, batch_size, built_in, expected):
+    settings = adapted_settings(n_clips, n_classes, durations, batch_size, built_in_corpus=built_in)
     assert tuple(settings[k] for k in KEYS) == expected
     assert settings["items_per_epoch"] % (64 * batch_size) == 0  # whole blocks of 64 steps
 
@@ -169,11 +180,21 @@ def test_resolve_auto_sizes_training_segments_for_the_confs_stft(tmp_path):
     conf = dict(
         data=dict(segment_seconds="auto", sample_rate=16000),
         model=dict(hop_length=256),
-        training=dict(epochs=3, batch_size=8),
+        training=dict(epochs=3, batch_size=14),
     )
     resolved, line = resolve_auto(conf, path)
     assert resolved["data"]["segment_seconds"] == 2.032
     assert "segment_seconds 2.032 (auto)" in line
+    # The epochs follow the training budget, stated in the plan: the built-in corpus's, or
+    # twice it for the user's own data (128 frames of 16 ms: 2.032 s segments, 896 mixtures an epoch).
+    conf["training"]["epochs"] = "auto"
+    for built_in, epochs, budget in (
+        (True, 29, "built-in corpus: 51,206"),
+        (False, 57, "own data: 102,413"),
+    ):
+        resolved, line = resolve_auto(conf, path, built_in_corpus=built_in)
+        assert resolved["training"]["epochs"] == epochs
+        assert f"epochs {epochs} (auto, {budget} s of mixtures)" in line
     conf["model"]["hop_length"] = "half"
     with pytest.raises(LASSInputError, match="model.hop_length and data.sample_rate must be"):
         resolve_auto(conf, path)

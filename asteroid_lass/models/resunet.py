@@ -289,11 +289,15 @@ class LASSResUNet(EmbeddingSeparator):
         _init_layer(self.after_conv)
 
     def train(self, mode: bool = True) -> "LASSResUNet":
-        """Switch mode, and the convolution weights' layout with it: channels-last for
-        evaluation, as the activations then are (see :meth:`forward`), so that oneDNN does not
-        reorder every weight at every call."""
+        """Switch mode, keeping the convolution weights channels-last in both: oneDNN then does
+        not reorder every weight at every call, evaluation runs on channels-last activations
+        (see :meth:`forward`), and a training step of the recipe's ``compact`` model takes
+        about a fifth less time than with contiguous weights (the activations follow the
+        weights' layout from the first convolution on). Lightning restores a module's mode
+        after validation without calling this method, so the recipe trained channels-last
+        before this was the rule too."""
         super().train(mode)
-        return self.to(memory_format=torch.contiguous_format if mode else torch.channels_last)
+        return self.to(memory_format=torch.channels_last)
 
     def stft(self, wav: torch.Tensor) -> torch.Tensor:
         """Complex STFT of (batch, channels, time) as (batch, channels, frames, freq)."""

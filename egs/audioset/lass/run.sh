@@ -49,13 +49,15 @@ fi
 
 if [ "${stage}" -le 1 ] && [ "${stop_stage}" -ge 1 ]; then
   echo "Stage 1: fixed validation and test mixtures in ${mixtures}"
-  ${python_path} local/prepare_data.py mixtures --conf "${conf}" --data_dir "${data_dir}"
+  ${python_path} local/prepare_data.py mixtures --conf "${conf}" --data_dir "${data_dir}" \
+    --dataset "${dataset}"
 fi
 
 if [ "${stage}" -le 2 ] && [ "${stop_stage}" -ge 2 ]; then
   echo "Stage 2: training in ${exp_dir}"
   ${python_path} train.py --conf "${conf}" --train_manifest "${data_dir}/train.csv" \
-    --valid_csv "${mixtures}/valid.csv" --exp_dir "${exp_dir}" --baseline "${baseline}"
+    --valid_csv "${mixtures}/valid.csv" --exp_dir "${exp_dir}" --baseline "${baseline}" \
+    --dataset "${dataset}"
 fi
 
 if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then

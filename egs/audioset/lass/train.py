@@ -33,6 +33,15 @@ def main(argv=None) -> None:
             ("--valid_csv", dict(required=True)),
             ("--exp_dir", dict(required=True)),
             ("--baseline", dict(default="", choices=["", "convtasnet"])),
+            (
+                "--dataset",
+                dict(
+                    default="synth",
+                    choices=["synth", "manifest", "audioset"],
+                    help="What the training manifest lists: the built-in corpus (synth) or the "
+                    "user's own data, which gets twice the training of an 'auto' epochs.",
+                ),
+            ),
         ],
         argv=argv,
     )
@@ -43,7 +52,7 @@ def main(argv=None) -> None:
     if args.train_manifest:
         # ``auto`` settings follow the training manifest; the conf saved with the model holds
         # the numbers used.
-        conf, plan = resolve_auto(conf, args.train_manifest)
+        conf, plan = resolve_auto(conf, args.train_manifest, args.dataset == "synth")
         print(plan, flush=True)
     data, seed = conf["data"], conf["training"]["seed"]
     if args.train_shards:

@@ -83,7 +83,8 @@ def make_mixture_lists(conf: dict, args) -> None:
         )
     # Mixture length and validation size may follow the training clips (``auto``); stated in
     # the same data plan line as train.py's.
-    conf, plan = resolve_auto(conf, os.path.join(args.data_dir, "train.csv"))
+    built_in = args.dataset == "synth"
+    conf, plan = resolve_auto(conf, os.path.join(args.data_dir, "train.csv"), built_in)
     print(plan, flush=True)
     held_out = os.path.abspath(os.path.join(args.data_dir, "test.csv"))
     mixtures_dir = os.path.join(args.data_dir, "mixtures")
