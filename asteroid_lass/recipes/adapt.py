@@ -22,7 +22,7 @@ mixtures, 896 mixtures (64 steps) per epoch, 45 epochs, 48 validation mixtures.
   size, so about the same training time with the recipe's ``compact`` model (a larger model
   takes longer, ``small`` about twice): on the built-in corpus, a demonstration, 51,206 s of
   mixtures (45 x 64 x 14 x 1.27 s, 22 to 23 minutes on 2 CPU cores); on the user's own data
-  (a manifest, AudioSet) twice that, 102,413 s (about 46 minutes), which took the sampled
+  (a manifest, AudioSet) twice that, 102,413 s (about 45 minutes), which took the sampled
   instruments from 35 % to 52 % of the oracle (the recipe's README); but at least 4 and at
   most 96 passes over the clips;
 - ``n_valid``: 4 validation mixtures per class, between 48 and 512.

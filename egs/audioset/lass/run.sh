@@ -3,9 +3,10 @@
 #   ./run.sh                              # stages 0-4 on the built-in corpus (2 CPU cores, ~25 min)
 #   ./run.sh --stage 2 --tag mine         # from training on, experiment exp/mine
 #   ./run.sh --dataset manifest --train_manifest train.csv --test_manifest test.csv
+#                                         # your own clips: twice the training (~46 min)
 #   ./run.sh --dataset audioset --audioset_dir /data/audioset
 # Every setting lives in local/conf.yml (--conf FILE for another); this script passes only
-# paths and stage numbers.
+# paths, the data source and stage numbers.
 set -euo pipefail
 invoked_from="$(pwd)"
 cd "$(dirname "$0")"
@@ -20,7 +21,7 @@ python_path=python
 conf=""        # settings file (default: local/conf.yml)
 
 # Data
-dataset=synth    # synth | manifest | audioset
+dataset=synth    # synth (built-in corpus) | manifest | audioset (your data: twice the training)
 audioset_dir=""  # with --dataset audioset: clips and the official CSVs
 train_manifest=""
 test_manifest=""
