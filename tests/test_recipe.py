@@ -321,6 +321,26 @@ def test_stage0_takes_a_users_manifests_from_another_folder(tmp_path):
     assert len(load_manifest(str(data_dir / "test.csv"))) == 2
 
 
+def test_run_sh_gives_your_own_data_twice_the_built_in_corpus_training(tmp_path):
+    """With ``epochs: auto``, stage 1's data plan states the budget of the data source run.sh
+    was given: a user's manifest gets 102,413 s of mixtures, the built-in corpus 51,206 s."""
+    own = tmp_path / "my_sounds"
+    train = small_corpus(own, ["Siren", "Drum"], 2, split="train")
+    test = small_corpus(own, ["Siren", "Drum"], 1, split="test")
+    conf = dict(TINY_CONF, training=dict(TINY_CONF["training"], epochs="auto"))
+    (tmp_path / "auto.yml").write_text(yaml.safe_dump(conf))
+    common = ["bash", "run.sh", "--conf", str(tmp_path / "auto.yml")]
+    common += ["--data_dir", str(tmp_path / "data"), "--python_path", sys.executable]
+    sources = ["--train_manifest", train, "--test_manifest", test]
+    own_data = run_checked(
+        common + ["--stop_stage", "1", "--dataset", "manifest"] + sources, cwd=RECIPE
+    ).stdout
+    # Clips of about 1.1 s: 0.63 s segments, 16 mixtures an epoch (conf); the 96-epoch cap.
+    assert "epochs 96 (auto, own data: 102,413 s of mixtures)" in own_data, own_data
+    built_in = run_checked(common + ["--stage", "1", "--stop_stage", "1"], cwd=RECIPE).stdout
+    assert "epochs 96 (auto, built-in corpus: 51,206 s of mixtures)" in built_in, built_in
+
+
 def test_a_conf_without_the_mixture_length_is_refused_before_stage_1_writes(recipe_run, tmp_path):
     """A conf of the release before test_segment_seconds existed: one line naming the key."""
     old = {group: dict(values) for group, values in TINY_CONF.items()}
