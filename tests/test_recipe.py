@@ -341,6 +341,17 @@ def test_run_sh_gives_your_own_data_twice_the_built_in_corpus_training(tmp_path)
     assert "epochs 96 (auto, built-in corpus: 51,206 s of mixtures)" in built_in, built_in
 
 
+def test_stage_1_refuses_an_unknown_data_source_by_name(tmp_path):
+    """Stage 1 sizes the training budget by the data source: a misspelt one is one line."""
+    line = user_error_line(
+        [sys.executable, "local/prepare_data.py", "mixtures", "--data_dir", str(tmp_path)]
+        + ["--dataset", "manifests"],
+        cwd=RECIPE,
+    )
+    assert line == "error: unknown --dataset 'manifests' (synth, manifest or audioset)."
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_conf_without_the_mixture_length_is_refused_before_stage_1_writes(recipe_run, tmp_path):
     """A conf of the release before test_segment_seconds existed: one line naming the key."""
     old = {group: dict(values) for group, values in TINY_CONF.items()}

@@ -19,6 +19,7 @@ from asteroid_lass.recipes.adapt import resolve_auto
 from asteroid_lass.recipes.config import parse_recipe_args, run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DATASETS = ("synth", "manifest", "audioset")
 AUDIOSET_SPLITS = ("balanced_train", "unbalanced_train", "eval")
 
 
@@ -70,8 +71,6 @@ def make_manifests(conf: dict, args) -> None:
         shutil.copyfile(
             os.path.join(args.data_dir, "eval.csv"), os.path.join(args.data_dir, "test.csv")
         )
-    else:
-        raise LASSInputError(f"unknown --dataset {args.dataset!r} (synth, manifest or audioset).")
 
 
 def make_mixture_lists(conf: dict, args) -> None:
@@ -112,6 +111,9 @@ def main(argv=None) -> None:
         ],
         argv=argv,
     )
+    # Stage 1 reads it too (the training budget follows the data source), so both check it.
+    if args.dataset not in DATASETS:
+        raise LASSInputError(f"unknown --dataset {args.dataset!r} (synth, manifest or audioset).")
     {"manifests": make_manifests, "mixtures": make_mixture_lists}[args.stage](conf, args)
 
 
