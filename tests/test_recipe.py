@@ -341,6 +341,47 @@ def test_run_sh_gives_your_own_data_twice_the_built_in_corpus_training(tmp_path)
     assert "epochs 96 (auto, built-in corpus: 51,206 s of mixtures)" in built_in, built_in
 
 
+def _interferer_counts(csv_path) -> pd.Series:
+    return pd.read_csv(csv_path)["interferer_paths"].str.split(";").str.len()
+
+
+def test_training_may_mix_more_interferers_than_the_fixed_mixtures(tmp_path):
+    """``max_interferers`` counts the training mixtures' interferers, ``test_max_interferers``
+    the fixed validation and test mixtures': training on up to three keeps a one-interferer
+    test set. A conf without the second key gives both the first, as before it existed."""
+    own = tmp_path / "my_sounds"
+    classes = ["Siren", "Drum", "Wind", "Bell"]
+    sources = ["--train_manifest", small_corpus(own, classes, 2, split="train")]
+    sources += ["--test_manifest", small_corpus(own, classes, 2, split="test")]
+    data = dict(TINY_CONF["data"], max_interferers=3, n_valid=12, n_test=12)
+    for name, extra in (("split", dict(test_max_interferers=1)), ("old", {})):
+        (tmp_path / f"{name}.yml").write_text(
+            yaml.safe_dump(dict(TINY_CONF, data={**data, **extra}))
+        )
+        run_checked(
+            ["bash", "run.sh", "--conf", str(tmp_path / f"{name}.yml"), "--stop_stage", "1"]
+            + ["--data_dir", str(tmp_path / name), "--python_path", sys.executable]
+            + ["--dataset", "manifest"]
+            + sources,
+            cwd=RECIPE,
+        )
+    for csv in ("valid.csv", "test.csv"):
+        assert (_interferer_counts(tmp_path / "split" / "mixtures" / csv) == 1).all(), csv
+        assert _interferer_counts(tmp_path / "old" / "mixtures" / csv).max() > 1, csv
+    valid = tmp_path / "split" / "mixtures" / "valid.csv"
+    before = valid.read_bytes()
+    (tmp_path / "bad.yml").write_text(
+        yaml.safe_dump(dict(TINY_CONF, data=dict(data, test_max_interferers=0)))
+    )
+    line = user_error_line(
+        [sys.executable, "local/prepare_data.py", "mixtures", "--conf", str(tmp_path / "bad.yml")]
+        + ["--data_dir", str(tmp_path / "split"), "--dataset", "manifest"],
+        cwd=RECIPE,
+    )
+    assert line == "error: data.test_max_interferers must be a whole number >= 1, got 0."
+    assert valid.read_bytes() == before
+
+
 def test_stage_1_refuses_an_unknown_data_source_by_name(tmp_path):
     """Stage 1 sizes the training budget by the data source: a misspelt one is one line."""
     line = user_error_line(

@@ -85,10 +85,20 @@ def make_mixture_lists(conf: dict, args) -> None:
     built_in = args.dataset == "synth"
     conf, plan = resolve_auto(conf, os.path.join(args.data_dir, "train.csv"), built_in)
     print(plan, flush=True)
+    data = conf["data"]
+    # The fixed mixtures keep their own interferer count when training mixes more (a conf
+    # without test_max_interferers: both counts are max_interferers, as before it existed).
+    count = data.get("test_max_interferers", data["max_interferers"])
+    if "test_max_interferers" in data and (
+        isinstance(count, bool) or not isinstance(count, int) or count < 1
+    ):
+        raise LASSInputError(
+            f"data.test_max_interferers must be a whole number >= 1, got {count!r}."
+        )
     held_out = os.path.abspath(os.path.join(args.data_dir, "test.csv"))
     mixtures_dir = os.path.join(args.data_dir, "mixtures")
     os.makedirs(mixtures_dir, exist_ok=True)
-    mixtures = dict(conf["data"], segment_seconds=conf["data"]["test_segment_seconds"])
+    mixtures = dict(data, segment_seconds=data["test_segment_seconds"], max_interferers=count)
     sampler = QueryMixtureDataset.from_conf(held_out, mixtures)
     n_valid, n_test = conf["data"]["n_valid"], conf["data"]["n_test"]
     write_fixed_mixtures(sampler, os.path.join(mixtures_dir, "valid.csv"), n_valid, seed=1)
