@@ -342,7 +342,9 @@ def test_run_sh_gives_your_own_data_twice_the_built_in_corpus_training(tmp_path)
 
 
 def _interferer_counts(csv_path) -> pd.Series:
-    return pd.read_csv(csv_path)["interferer_paths"].str.split(";").str.len()
+    from asteroid_lass.data.manifest import LABEL_SEPARATOR  # joins a fixed mixture's paths
+
+    return pd.read_csv(csv_path)["interferer_paths"].str.split(LABEL_SEPARATOR).str.len()
 
 
 def test_training_may_mix_more_interferers_than_the_fixed_mixtures(tmp_path):

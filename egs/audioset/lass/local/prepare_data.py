@@ -100,7 +100,7 @@ def make_mixture_lists(conf: dict, args) -> None:
     os.makedirs(mixtures_dir, exist_ok=True)
     mixtures = dict(data, segment_seconds=data["test_segment_seconds"], max_interferers=count)
     sampler = QueryMixtureDataset.from_conf(held_out, mixtures)
-    n_valid, n_test = conf["data"]["n_valid"], conf["data"]["n_test"]
+    n_valid, n_test = data["n_valid"], data["n_test"]
     write_fixed_mixtures(sampler, os.path.join(mixtures_dir, "valid.csv"), n_valid, seed=1)
     write_fixed_mixtures(sampler, os.path.join(mixtures_dir, "test.csv"), n_test, seed=2)
 
