@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Language-queried source separation recipe: data, mixtures, training, evaluation, publishing.
-#   ./run.sh                              # stages 0-4 on the built-in corpus (2 CPU cores, ~25 min)
+#   ./run.sh                              # stages 0-4 on the built-in corpus (2 CPU cores, 25-36 min)
 #   ./run.sh --stage 2 --tag mine         # from training on, experiment exp/mine
 #   ./run.sh --dataset manifest --train_manifest train.csv --test_manifest test.csv
-#                                         # your own clips: twice the training (~46 min)
+#                                         # your own clips: twice the training (46-80 min)
 #   ./run.sh --dataset audioset --audioset_dir /data/audioset
 # Every setting lives in local/conf.yml (--conf FILE for another); this script passes only
 # paths, the data source and stage numbers.

@@ -123,7 +123,8 @@ def main(argv=None) -> None:
     )
     # Stage 1 reads it too (the training budget follows the data source), so both check it.
     if args.dataset not in DATASETS:
-        raise LASSInputError(f"unknown --dataset {args.dataset!r} (synth, manifest or audioset).")
+        choices = f"{', '.join(DATASETS[:-1])} or {DATASETS[-1]}"
+        raise LASSInputError(f"unknown --dataset {args.dataset!r} ({choices}).")
     {"manifests": make_manifests, "mixtures": make_mixture_lists}[args.stage](conf, args)
 
 
