@@ -7,6 +7,7 @@ import torch
 from asteroid_lass.data import load_manifest
 from asteroid_lass.data.batch import collate_separation
 from asteroid_lass.data.audioset import prepare_audioset, ytid_from_filename
+from asteroid_lass.data.augment import Augmentation
 from asteroid_lass.data.shards import ShardedQueryMixtureDataset, iterate_shard_clips, write_shards
 from conftest import small_corpus
 
@@ -117,6 +118,19 @@ def test_shards_round_trip_and_stream_label_disjoint_mixtures(tmp_path):
     assert all(len(batch["conditions"]) == 5 for batch in batches)
     again = list(dataset)
     assert len(again) == 30 and torch.equal(again[0]["mixture"], items[0]["mixture"])
+    # Transposed sources are cropped longer and come back a segment long.
+    pitched = ShardedQueryMixtureDataset(
+        shards,
+        8000,
+        segment_seconds=0.5,
+        pool_size=8,
+        items_per_epoch=6,
+        seed=0,
+        augmentation=Augmentation(pitch_semitones=2.0),
+    )
+    for item in pitched:
+        assert item["mixture"].shape == (1, 4000) and item["targets"].shape == (1, 1, 4000)
+        assert (item["mixture"] - item["targets"][0]).abs().max() > 1e-3
 
 
 def test_sharded_stream_names_its_configuration_errors(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from asteroid_lass.data import QueryMixtureDataset
-from asteroid_lass.data.augment import Augmentation, add_room, random_eq
+from asteroid_lass.data.augment import Augmentation, add_room, random_eq, repitch
 from asteroid_lass.data.mixing import energy_snr_db
 from conftest import small_corpus
 
@@ -69,6 +69,38 @@ def test_level_scales_mixture_and_target_together_and_never_clips():
     assert max(gains) <= 20 * np.log10(1.0 / np.max(np.abs(mixture))) + 1e-4  # capped at 0 dBFS
 
 
+def _peak_hz(wav: np.ndarray) -> float:
+    padded = 8 * wav.shape[0]  # interpolated spectrum: a bin of 0.25 Hz at 2 s
+    spectrum = np.abs(np.fft.rfft(wav * np.hanning(wav.shape[0]), padded))
+    return float(np.fft.rfftfreq(padded, 1 / SR)[np.argmax(spectrum)])
+
+
+def test_repitch_transposes_pitch_and_tempo_by_one_interval_within_its_range():
+    length = 2 * SR
+    augmentation = Augmentation(pitch_semitones=2.0)
+    t = np.arange(augmentation.source_samples(length)) / SR
+    tone = np.sin(2 * np.pi * 440.0 * t)
+    clicks = np.zeros_like(t)
+    clicks[:: SR // 4] = 1.0  # four a second
+    intervals = []
+    for seed in range(12):
+        moved = repitch(np.random.default_rng(seed), tone, 2.0, length)
+        assert moved.shape == (length,) and moved.dtype == np.float32
+        # The whole output is sound: the crop was long enough for the fastest playback.
+        assert np.abs(moved[-SR // 100 :]).max() > 0.5
+        semitones = 12 * np.log2(_peak_hz(moved) / 440.0)
+        assert abs(semitones) <= 2.0 + 0.05
+        intervals.append(semitones)
+        # The same draw moves the clicks: tempo follows pitch, as on a sampler.
+        ticks = repitch(np.random.default_rng(seed), clicks, 2.0, length)
+        peaks = np.flatnonzero(ticks > 0.5 * ticks.max())
+        spacing = np.median(np.diff(peaks[np.diff(np.r_[-10, peaks]) > 5]))
+        assert SR / 4 / spacing == pytest.approx(2 ** (semitones / 12), rel=0.01)
+    assert min(intervals) < -1.0 and max(intervals) > 1.0  # both ways, spread over the range
+    unmoved = Augmentation()
+    assert unmoved.source_samples(length) == length
+
+
 def test_conf_keys_build_the_augmentation_and_bad_values_are_named():
     assert Augmentation.from_conf({}) is None
     assert Augmentation.from_conf({"augment_eq_db": 0, "augment_gain_low_db": 0}) is None
@@ -82,6 +114,12 @@ def test_conf_keys_build_the_augmentation_and_bad_values_are_named():
         Augmentation.from_conf({"augment_gain_low_db": 0, "augment_gain_high_db": -6})
     with pytest.raises(ValueError, match="augment_eq_db"):
         Augmentation.from_conf({"augment_eq_db": -1})
+    assert Augmentation.from_conf({"augment_pitch_semitones": 1.5}) == Augmentation(
+        pitch_semitones=1.5
+    )
+    for bad in (-1, 13, float("nan")):
+        with pytest.raises(ValueError, match="augment_pitch_semitones"):
+            Augmentation.from_conf({"augment_pitch_semitones": bad})
 
 
 def test_augmented_items_keep_their_snr_and_are_reproducible(tmp_path):
@@ -93,6 +131,7 @@ def test_augmented_items_keep_their_snr_and_are_reproducible(tmp_path):
         max_interferers=2,
         snr_low=-5,
         snr_high=5,
+        augment_pitch_semitones=2,
         augment_eq_db=6,
         augment_room_probability=0.5,
         augment_gain_low_db=-20,
@@ -107,6 +146,7 @@ def test_augmented_items_keep_their_snr_and_are_reproducible(tmp_path):
         item, plain_item = augmented[index], plain[index]
         recipe = augmented.draw_recipe(np.random.default_rng([3, 0, index]))
         assert item["conditions"] == plain_item["conditions"] == [recipe["query"]]
+        assert item["mixture"].shape == plain_item["mixture"].shape == (1, 12000)
         mixture, target = item["mixture"][0].numpy(), item["targets"][0, 0].numpy()
         measured = energy_snr_db(target, mixture - target)
         assert measured == pytest.approx(recipe["snr_db"], abs=0.1)

@@ -350,13 +350,19 @@ def _interferer_counts(csv_path) -> pd.Series:
 def test_training_may_mix_more_interferers_than_the_fixed_mixtures(tmp_path):
     """``max_interferers`` counts the training mixtures' interferers, ``test_max_interferers``
     the fixed validation and test mixtures': training on up to three keeps a one-interferer
-    test set. A conf without the second key gives both the first, as before it existed."""
+    test set. A conf without the second key gives both the first, as before it existed. The
+    training augmentation leaves the fixed mixtures as they are."""
     own = tmp_path / "my_sounds"
     classes = ["Siren", "Drum", "Wind", "Bell"]
     sources = ["--train_manifest", small_corpus(own, classes, 2, split="train")]
     sources += ["--test_manifest", small_corpus(own, classes, 2, split="test")]
     data = dict(TINY_CONF["data"], max_interferers=3, n_valid=12, n_test=12)
-    for name, extra in (("split", dict(test_max_interferers=1)), ("old", {})):
+    pitched = dict(test_max_interferers=1, augment_pitch_semitones=2.0, augment_eq_db=3.0)
+    for name, extra in (
+        ("split", dict(test_max_interferers=1)),
+        ("old", {}),
+        ("pitched", pitched),
+    ):
         (tmp_path / f"{name}.yml").write_text(
             yaml.safe_dump(dict(TINY_CONF, data={**data, **extra}))
         )
@@ -370,6 +376,8 @@ def test_training_may_mix_more_interferers_than_the_fixed_mixtures(tmp_path):
     for csv in ("valid.csv", "test.csv"):
         assert (_interferer_counts(tmp_path / "split" / "mixtures" / csv) == 1).all(), csv
         assert _interferer_counts(tmp_path / "old" / "mixtures" / csv).max() > 1, csv
+        pitched_csv = tmp_path / "pitched" / "mixtures" / csv
+        assert pitched_csv.read_bytes() == (tmp_path / "split" / "mixtures" / csv).read_bytes()
     valid = tmp_path / "split" / "mixtures" / "valid.csv"
     before = valid.read_bytes()
     (tmp_path / "bad.yml").write_text(

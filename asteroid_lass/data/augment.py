@@ -1,4 +1,4 @@
-"""Training-time changes to sources and mixtures that real recordings bring: level,
+"""Training-time changes to sources and mixtures that real recordings bring: pitch, level,
 colour (equalisation) and room.
 
 A model trained on mixtures at one loudness, through one microphone, in one room learns those
@@ -8,10 +8,14 @@ mixtures are never augmented.
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 from scipy.signal import fftconvolve
+
+from ..audio import resample
 
 #: Equaliser anchor frequencies (Hz): octave bands from 63 Hz, the top one at Nyquist.
 _EQ_LOWEST_HZ = 62.5
@@ -69,12 +73,42 @@ def random_eq(
     return np.fft.irfft(spectrum, wav.shape[0]).astype(np.float32)
 
 
+def repitch(
+    rng: np.random.Generator, wav: np.ndarray, max_semitones: float, length: int
+) -> np.ndarray:
+    """Play ``wav`` faster or slower by a random interval, pitch and tempo together, as a
+    sampler transposes a recorded note (Demucs's ``repitch`` changes them apart).
+
+    Args:
+        rng: Random generator (draws the interval, uniform in semitones).
+        wav: (time,) float array, at least ``length * 2 ** (max_semitones / 12)`` samples
+            (see :meth:`Augmentation.source_samples`), zero-padded otherwise.
+        max_semitones: Largest interval up or down.
+        length: Samples returned.
+
+    Returns:
+        np.ndarray: (length,) float32, the first ``length`` samples of the transposed sound.
+    """
+    semitones = rng.uniform(-max_semitones, max_semitones)
+    # A ratio of small integers keeps the band-limited resampler's kernels few; with
+    # denominators up to 48 the interval played is within 0.2 semitone of the one drawn.
+    ratio = Fraction(2 ** (semitones / 12)).limit_denominator(48)
+    moved = resample(
+        torch.from_numpy(np.asarray(wav, dtype=np.float32)), ratio.numerator, ratio.denominator
+    ).numpy()
+    if moved.shape[0] < length:
+        moved = np.pad(moved, (0, length - moved.shape[0]))
+    return moved[:length]
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """What changes each training item: every source's colour and room before mixing, the
     mixture's level after.
 
     Args:
+        pitch_semitones: Largest transposition of a source, up or down (see :func:`repitch`);
+            0: none.
         eq_db: Largest equaliser boost or cut per octave band (dB); 0: none.
         room_probability: Chance that a source gets a room (see :func:`add_room`).
         gain_db: Range of the mixture's level change (dB), target changed with it; the mixer
@@ -84,8 +118,14 @@ class Augmentation:
     eq_db: float = 0.0
     room_probability: float = 0.0
     gain_db: Tuple[float, float] = (0.0, 0.0)
+    pitch_semitones: float = 0.0
 
     def __post_init__(self):
+        if not (math.isfinite(self.pitch_semitones) and 0 <= self.pitch_semitones <= 12):
+            raise ValueError(
+                "augment_pitch_semitones must be a number of semitones in [0, 12], "
+                f"got {self.pitch_semitones!r}."
+            )
         if not (math.isfinite(self.eq_db) and self.eq_db >= 0):
             raise ValueError(f"augment_eq_db must be a number of dB >= 0, got {self.eq_db!r}.")
         if not 0 <= self.room_probability <= 1:
@@ -101,10 +141,11 @@ class Augmentation:
 
     @classmethod
     def from_conf(cls, data: dict) -> Optional["Augmentation"]:
-        """From a recipe's ``data`` group (``augment_eq_db``, ``augment_room_probability``,
-        ``augment_gain_low_db``, ``augment_gain_high_db``; missing keys: no change). None when
-        nothing would change."""
+        """From a recipe's ``data`` group (``augment_pitch_semitones``, ``augment_eq_db``,
+        ``augment_room_probability``, ``augment_gain_low_db``, ``augment_gain_high_db``;
+        missing keys: no change). None when nothing would change."""
         augmentation = cls(
+            pitch_semitones=float(data.get("augment_pitch_semitones") or 0.0),
             eq_db=float(data.get("augment_eq_db") or 0.0),
             room_probability=float(data.get("augment_room_probability") or 0.0),
             gain_db=(
@@ -114,12 +155,31 @@ class Augmentation:
         )
         return None if augmentation == cls() else augmentation
 
-    def source(self, rng: np.random.Generator, wav: np.ndarray, sample_rate: int) -> np.ndarray:
-        """One source as another microphone in another room would have recorded it.
+    def source_samples(self, length: int) -> int:
+        """Samples of a source to crop for :meth:`source` to return ``length``: more than
+        ``length`` when a transposition up plays the crop faster."""
+        if not self.pitch_semitones:
+            return length
+        return int(math.ceil(length * 2 ** (self.pitch_semitones / 12))) + 1
+
+    def source(
+        self, rng: np.random.Generator, wav: np.ndarray, sample_rate: int, length: int
+    ) -> np.ndarray:
+        """One source as another note, another microphone in another room would have
+        recorded it.
+
+        Args:
+            rng: Random generator.
+            wav: (source_samples(length),) float array.
+            sample_rate: Of ``wav``.
+            length: Samples returned.
 
         Shape:
-            (time,) -> (time,) float32.
+            (source_samples(length),) -> (length,) float32.
         """
+        if self.pitch_semitones:
+            wav = repitch(rng, wav, self.pitch_semitones, length)
+        wav = wav[:length]
         if self.eq_db:
             wav = random_eq(rng, wav, sample_rate, self.eq_db)
         if self.room_probability and rng.random() < self.room_probability:

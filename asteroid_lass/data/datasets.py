@@ -202,6 +202,10 @@ class MixingSettings:
         self.templates = tuple(templates)
         self.seed = int(seed)
         self.augmentation = augmentation
+        # Samples cropped per source: more than a segment when the augmentation transposes.
+        self.source_samples = (
+            self.segment if augmentation is None else augmentation.source_samples(self.segment)
+        )
         self.epoch = 0
 
     def _mix(
@@ -214,8 +218,10 @@ class MixingSettings:
         """:func:`~asteroid_lass.data.mixing.mix`, with the training augmentation if any."""
         augmentation = self.augmentation
         if augmentation is not None:
-            target = augmentation.source(rng, target, self.sample_rate)
-            interferers = [augmentation.source(rng, w, self.sample_rate) for w in interferers]
+            target = augmentation.source(rng, target, self.sample_rate, self.segment)
+            interferers = [
+                augmentation.source(rng, w, self.sample_rate, self.segment) for w in interferers
+            ]
         mixture, target = mix(target, interferers, snr_db, self.sample_rate)
         if augmentation is not None:
             mixture, target = augmentation.level(rng, mixture, target)
@@ -268,7 +274,8 @@ class QueryMixtureDataset(MixingSettings, Dataset):
             "the sound of {label}".
         templates: Template strings with a ``{label}`` field.
         items_per_epoch: Length of an epoch (default: one item per clip).
-        augmentation: Random level, colour and room of each item's sources (default: none).
+        augmentation: Random pitch, level, colour and room of each item's sources (default:
+            none). A transposing one crops each source longer than ``segment_seconds``.
         seed: Base seed.
 
     Returns (per item):
@@ -321,7 +328,7 @@ class QueryMixtureDataset(MixingSettings, Dataset):
 
     def _offset(self, rng: np.random.Generator, index: int) -> int:
         clip_samples = int(self._durations[index] * self.sample_rate)
-        return random_offset(rng, clip_samples, self.segment)
+        return random_offset(rng, clip_samples, self.source_samples)
 
     def _query(self, rng: np.random.Generator, index: int) -> str:
         return draw_query(
@@ -374,7 +381,7 @@ class QueryMixtureDataset(MixingSettings, Dataset):
     def __getitem__(self, index: int):
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         recipe = self.draw_recipe(rng)
-        target, interferers = crop_sources(self.store, recipe, self.segment)
+        target, interferers = crop_sources(self.store, recipe, self.source_samples)
         mixture, target = self._mix(rng, target, interferers, float(recipe["snr_db"]))
         return separation_item(mixture, target[None], [recipe["query"]], key=int(index))
 

@@ -148,7 +148,9 @@ class ShardedQueryMixtureDataset(MixingSettings, IterableDataset):
         self.items_per_epoch = int(items_per_epoch)
 
     def _crop(self, rng: np.random.Generator, clip: np.ndarray) -> np.ndarray:
-        return crop(clip, random_offset(rng, clip.shape[0], self.segment), self.segment)
+        return crop(
+            clip, random_offset(rng, clip.shape[0], self.source_samples), self.source_samples
+        )
 
     def stream_shards(self, rank: int, world_size: int, worker: int, n_workers: int) -> List[str]:
         """The shards that ``worker`` of process ``rank`` reads (split by rank, then worker)."""

@@ -99,7 +99,8 @@ def make_mixture_lists(conf: dict, args) -> None:
     mixtures_dir = os.path.join(args.data_dir, "mixtures")
     os.makedirs(mixtures_dir, exist_ok=True)
     mixtures = dict(data, segment_seconds=data["test_segment_seconds"], max_interferers=count)
-    sampler = QueryMixtureDataset.from_conf(held_out, mixtures)
+    # Fixed mixtures are rendered unaugmented; their sampler ignores the augment_* keys.
+    sampler = QueryMixtureDataset.from_conf(held_out, mixtures, augmentation=None)
     n_valid, n_test = data["n_valid"], data["n_test"]
     write_fixed_mixtures(sampler, os.path.join(mixtures_dir, "valid.csv"), n_valid, seed=1)
     write_fixed_mixtures(sampler, os.path.join(mixtures_dir, "test.csv"), n_test, seed=2)
