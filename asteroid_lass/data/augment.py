@@ -103,8 +103,8 @@ def repitch(
 
 @dataclass(frozen=True)
 class Augmentation:
-    """What changes each training item: every source's colour and room before mixing, the
-    mixture's level after.
+    """What changes each training item: every source's pitch, colour and room before mixing,
+    the mixture's level after.
 
     Args:
         pitch_semitones: Largest transposition of a source, up or down (see :func:`repitch`);
