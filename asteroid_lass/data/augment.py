@@ -144,14 +144,19 @@ class Augmentation:
         """From a recipe's ``data`` group (``augment_pitch_semitones``, ``augment_eq_db``,
         ``augment_room_probability``, ``augment_gain_low_db``, ``augment_gain_high_db``;
         missing keys: no change). None when nothing would change."""
+
+        def number(key: str) -> float:
+            value = data.get(key) or 0.0
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{key} must be a number, got {value!r}.") from None
+
         augmentation = cls(
-            pitch_semitones=float(data.get("augment_pitch_semitones") or 0.0),
-            eq_db=float(data.get("augment_eq_db") or 0.0),
-            room_probability=float(data.get("augment_room_probability") or 0.0),
-            gain_db=(
-                float(data.get("augment_gain_low_db") or 0.0),
-                float(data.get("augment_gain_high_db") or 0.0),
-            ),
+            pitch_semitones=number("augment_pitch_semitones"),
+            eq_db=number("augment_eq_db"),
+            room_probability=number("augment_room_probability"),
+            gain_db=(number("augment_gain_low_db"), number("augment_gain_high_db")),
         )
         return None if augmentation == cls() else augmentation
 
