@@ -26,7 +26,7 @@ class OutputExistsError(LASSError, FileExistsError):
 
 
 class ManifestError(LASSError, ValueError):
-    """A manifest with problems; the message names the file and lists every bad row."""
+    """A manifest with problems; the message names the file and the bad rows (the first ten)."""
 
 
 class SeparationError(LASSError, RuntimeError):

@@ -327,12 +327,14 @@ NONSENSE = [
     ("window", math.inf),
     ("window", math.nan),
     ("window", "1"),
+    ("window", True),  # a switch where seconds were meant, not 1 s
     ("overlap", -0.1),
     ("overlap", 0.6),
     ("overlap", math.nan),
     ("batch_size", 0),
     ("batch_size", 1.5),
     ("batch_size", math.inf),
+    ("batch_size", True),
 ]
 
 
@@ -830,6 +832,20 @@ def test_every_bad_row_is_listed(tmp_path):
     assert "3 problem(s)" in message
     assert "row 2: duration -2.0" in message and "row 3: duration abc" in message
     assert "row 4: sample_rate 0" in message
+
+
+def test_a_manifest_whose_paths_do_not_resolve_is_refused_in_a_short_message(tmp_path):
+    # 480 rows whose relative paths point nowhere (the manifest moved without its clips).
+    rows = [dict(path=f"clips/c{k:03d}.wav", labels="Dog") for k in range(480)]
+    csv = _manifest(tmp_path, rows)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(csv, check_audio=False)
+    message = " ".join(str(info.value).split())  # as a recipe script prints it
+    assert "480 problem(s)" in message and "and 470 more" in message
+    assert "row 10: missing file clips/c009.wav" in message
+    assert "row 11:" not in message
+    assert f"relative paths are read from the manifest's folder, {tmp_path}" in message
+    assert len(message) < 1000
 
 
 def test_a_clip_with_nan_is_reported_when_audio_is_checked(tmp_path):

@@ -27,6 +27,9 @@ OPTIONAL_COLUMNS = ("caption", "duration", "sample_rate", "category", "song", "s
 # Optional text columns passed through as str ("" where absent).
 GROUP_COLUMNS = ("category", "song", "speaker")
 LABEL_SEPARATOR = ";"
+# Problems a refusal lists before it only counts the rest: a manifest whose paths all fail to
+# resolve would otherwise be refused with thousands of rows, each saying the same.
+MAX_LISTED_PROBLEMS = 10
 # Frames read at once when scanning a clip for NaN or infinite samples.
 SCAN_BLOCK = 1 << 20
 
@@ -115,10 +118,10 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: The CSV does not exist.
-        ManifestError: For an empty, non-UTF-8 (with the line) or malformed CSV; else listing
-            every unknown column, missing, unreadable or non-finite file, file listed twice,
-            empty label and non-positive duration or sample rate, with its row number (1 =
-            first data row).
+        ManifestError: For an empty, non-UTF-8 (with the line) or malformed CSV; else naming
+            every unknown column and counting every missing, unreadable or non-finite file,
+            file listed twice, empty label and non-positive duration or sample rate, listing
+            the first :data:`MAX_LISTED_PROBLEMS` with their row numbers (1 = first data row).
     """
     if not os.path.isfile(csv_path):
         raise FileNotFoundError(f"Manifest not found: {csv_path}")
@@ -140,6 +143,7 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
     root = os.path.dirname(os.path.abspath(csv_path))
     paths, label_lists, durations, rates = [], [], [], []
     first_row = {}  # resolved path -> first row listing it
+    any_missing = False
     for row_number, row in enumerate(table.itertuples(index=False), start=1):
         raw_path = "" if pd.isna(row.path) else str(row.path)
         path = raw_path if os.path.isabs(raw_path) else os.path.join(root, raw_path)
@@ -159,6 +163,7 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
             )
         first_row.setdefault(path, row_number)
         if not raw_path or not os.path.isfile(path):
+            any_missing = True
             problems.append(f"row {row_number}: missing file {raw_path or '(empty path)'}")
         elif check_audio:
             try:
@@ -179,9 +184,12 @@ def load_manifest(csv_path: str, check_audio: bool = True) -> pd.DataFrame:
         durations.append(duration)
         rates.append(rate)
     if problems:
-        raise ManifestError(
-            f"{csv_path}: {len(problems)} problem(s):\n" + "\n".join(f"  {p}" for p in problems)
-        )
+        listed = [f"  {p}" for p in problems[:MAX_LISTED_PROBLEMS]]
+        if len(problems) > MAX_LISTED_PROBLEMS:
+            listed.append(f"  and {len(problems) - MAX_LISTED_PROBLEMS} more")
+        if any_missing:
+            listed.append(f"  (relative paths are read from the manifest's folder, {root})")
+        raise ManifestError(f"{csv_path}: {len(problems)} problem(s):\n" + "\n".join(listed))
 
     def text(column: str) -> List[str]:
         values = table[column] if column in table.columns else pd.Series([""] * len(table))
