@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -390,6 +391,18 @@ def test_training_may_mix_more_interferers_than_the_fixed_mixtures(tmp_path):
     )
     assert line == "error: data.test_max_interferers must be a whole number >= 1, got 0."
     assert valid.read_bytes() == before
+    # A refused data key leaves no mixtures folder behind on a data dir that had none.
+    shutil.rmtree(tmp_path / "pitched" / "mixtures")
+    (tmp_path / "word.yml").write_text(
+        yaml.safe_dump(dict(TINY_CONF, data=dict(data, augment_eq_db="high")))
+    )
+    line = user_error_line(
+        [sys.executable, "local/prepare_data.py", "mixtures", "--conf", str(tmp_path / "word.yml")]
+        + ["--data_dir", str(tmp_path / "pitched"), "--dataset", "manifest"],
+        cwd=RECIPE,
+    )
+    assert line == "error: augment_eq_db must be a number, got 'high'."
+    assert not (tmp_path / "pitched" / "mixtures").exists()
 
 
 def test_stage_1_refuses_an_unknown_data_source_by_name(tmp_path):

@@ -96,11 +96,12 @@ def make_mixture_lists(conf: dict, args) -> None:
             f"data.test_max_interferers must be a whole number >= 1, got {count!r}."
         )
     held_out = os.path.abspath(os.path.join(args.data_dir, "test.csv"))
+    mixtures = dict(data, segment_seconds=data["test_segment_seconds"], max_interferers=count)
+    # Fixed mixtures are rendered unaugmented; their sampler ignores the augment_* keys (but
+    # checks them, with every other data key, before anything is written).
+    sampler = QueryMixtureDataset.from_conf(held_out, mixtures, augmentation=None)
     mixtures_dir = os.path.join(args.data_dir, "mixtures")
     os.makedirs(mixtures_dir, exist_ok=True)
-    mixtures = dict(data, segment_seconds=data["test_segment_seconds"], max_interferers=count)
-    # Fixed mixtures are rendered unaugmented; their sampler ignores the augment_* keys.
-    sampler = QueryMixtureDataset.from_conf(held_out, mixtures, augmentation=None)
     n_valid, n_test = data["n_valid"], data["n_test"]
     write_fixed_mixtures(sampler, os.path.join(mixtures_dir, "valid.csv"), n_valid, seed=1)
     write_fixed_mixtures(sampler, os.path.join(mixtures_dir, "test.csv"), n_test, seed=2)
