@@ -27,7 +27,7 @@ from .audio import as_float_samples, raise_non_finite
 from .audio import resample as resample_wav
 from .errors import AudioFileError, LASSInputError, OutputExistsError, one_line, SeparationError
 from .ranking import OutputPicker
-from .utils import atomic_write, evaluation_mode
+from .utils import atomic_write, evaluation_mode, is_number
 
 # Samples of context (at the file's rate) read around each window when resampling, so that
 # the resampler's edge effects fall outside the part that is kept.
@@ -102,24 +102,20 @@ class WindowPlan:
         return np.sin(0.5 * np.pi * t) ** 2
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
 def check_window(window, overlap) -> None:
     """Refuse a window that is not a positive finite number of seconds, or an overlap outside
     [0, 0.5], naming the argument."""
-    if not _is_number(window) or not (0 < window < math.inf):
+    if not is_number(window) or not (0 < window < math.inf):
         raise LASSInputError(
             f"window must be a positive, finite number of seconds, got {window!r}."
         )
-    if not _is_number(overlap) or not (0 <= overlap <= 0.5):
+    if not is_number(overlap) or not (0 <= overlap <= 0.5):
         raise LASSInputError(f"overlap must be a fraction in [0, 0.5], got {overlap!r}.")
 
 
 def check_batch_size(batch_size) -> None:
     """Refuse a batch size that is not a whole number >= 1, naming the argument."""
-    whole = _is_number(batch_size) and math.isfinite(batch_size) and int(batch_size) == batch_size
+    whole = is_number(batch_size) and math.isfinite(batch_size) and int(batch_size) == batch_size
     if not whole or batch_size < 1:
         raise LASSInputError(f"batch_size must be a whole number >= 1, got {batch_size!r}.")
 
@@ -450,7 +446,7 @@ def separate_in_windows(
 
 
 def _rate(sample_rate) -> int:
-    if not _is_number(sample_rate) or not np.isfinite(sample_rate) or sample_rate <= 0:
+    if not is_number(sample_rate) or not np.isfinite(sample_rate) or sample_rate <= 0:
         raise LASSInputError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}.")
     if int(sample_rate) != sample_rate:
         raise LASSInputError(f"sample_rate must be a whole number of Hz, got {sample_rate!r}.")
@@ -527,7 +523,7 @@ def separate_file(
         raise LASSInputError(
             "output_dir is an empty path; pass a folder (or None: beside the input)."
         )
-    if not _is_number(block_seconds) or not 0 < block_seconds < math.inf:
+    if not is_number(block_seconds) or not 0 < block_seconds < math.inf:
         raise LASSInputError(f"block_seconds must be a positive number, got {block_seconds!r}.")
     try:
         info = sf.info(path)

@@ -1,10 +1,18 @@
 """Small helpers used across the package."""
 
 import contextlib
+import numbers
 import os
-from typing import Iterator, Tuple
+from typing import Any, Iterator, Tuple
 
 import torch
+
+
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a real number (Python or NumPy int or float, NaN and infinities
+    included) and not a bool: YAML and argparse give ``true`` where a user meant a switch,
+    and a bool passing as 1 or 0 would hide that."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @contextlib.contextmanager

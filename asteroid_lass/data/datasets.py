@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..audio import raise_non_finite, read_audio, resample
 from ..errors import AudioFileError
-from ..utils import atomic_write
+from ..utils import atomic_write, is_number
 from .augment import Augmentation
 from .batch import separation_item
 from .manifest import LABEL_SEPARATOR, label_key, load_manifest, split_labels
@@ -48,10 +48,6 @@ BUILTIN_CORPUS_LICENSE = dict(
     license_link="https://opensource.org/licenses/MIT",
     non_commercial=False,
 )
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _any_disjoint_pair(label_sets: Sequence[set]) -> bool:
@@ -173,9 +169,9 @@ class MixingSettings:
     ) -> None:
         if query_source not in ("label", "caption", "mixed"):
             raise ValueError(f"query_source must be label, caption or mixed, got {query_source!r}.")
-        if not (_is_number(sample_rate) and 0 < sample_rate < math.inf):
+        if not (is_number(sample_rate) and 0 < sample_rate < math.inf):
             raise ValueError(f"sample_rate must be a positive number of Hz, got {sample_rate!r}.")
-        if not (_is_number(segment_seconds) and 0 < segment_seconds < math.inf):
+        if not (is_number(segment_seconds) and 0 < segment_seconds < math.inf):
             raise ValueError(
                 f"segment_seconds must be a positive number of seconds, got {segment_seconds!r}."
             )
@@ -183,9 +179,9 @@ class MixingSettings:
             raise ValueError(
                 f"segment_seconds={segment_seconds} is shorter than one sample at {sample_rate} Hz."
             )
-        if not all(_is_number(v) and math.isfinite(v) for v in snr_range):
+        if not all(is_number(v) and math.isfinite(v) for v in snr_range):
             raise ValueError(f"snr_range must be two finite numbers of dB, got {snr_range!r}.")
-        if not (_is_number(template_probability) and 0 <= template_probability <= 1):
+        if not (is_number(template_probability) and 0 <= template_probability <= 1):
             raise ValueError(
                 f"template_probability must be in [0, 1], got {template_probability!r}."
             )
@@ -458,7 +454,7 @@ class FixedMixtureDataset(Dataset):
         if not self.sample_rate:
             raise ValueError(f"{csv_path}: no sample_rate given and no {meta_path}.")
         if segment_seconds is not None and not (
-            _is_number(segment_seconds) and 0 < segment_seconds < math.inf
+            is_number(segment_seconds) and 0 < segment_seconds < math.inf
         ):
             raise ValueError(
                 f"segment_seconds must be a positive number of seconds, got {segment_seconds!r}."
