@@ -41,6 +41,7 @@ def test_base_preset_has_the_parameters_audiosep_uses():
     [
         ("tiny", 384, 512, 1),
         ("compact", 384, 512, 1),
+        ("lean", 384, 512, 1),
         ("small", 512, 1024, 2),
         ([4, 8, 8, 16, 16, 24], 7, 256, 3),
     ],
@@ -52,6 +53,7 @@ def test_other_sizes_have_the_layouts_parameter_count(channels, condition_dim, n
     widths = {
         "tiny": (8, 16, 32, 64, 64, 64),
         "compact": (8, 16, 32, 64, 128, 128),
+        "lean": (4, 16, 32, 64, 128, 128),
         "small": (16, 32, 64, 128, 192, 192),
     }
     enc = widths.get(channels, channels) if isinstance(channels, str) else channels

@@ -16,7 +16,7 @@ from asteroid_lass.recipes.adapt import adapted_settings, resolve_auto, summariz
 
 # The built-in default run (measured in the recipe's README): 14 segments of 1.27 s per step.
 BUILT_IN_RUN = dict(
-    segment_seconds=1.27, test_segment_seconds=2.0, items_per_epoch=896, epochs=45, n_valid=48
+    segment_seconds=1.27, test_segment_seconds=2.0, items_per_epoch=896, epochs=60, n_valid=48
 )
 KEYS = ("segment_seconds", "test_segment_seconds", "items_per_epoch", "epochs", "n_valid")
 
@@ -28,7 +28,7 @@ def test_built_in_corpus_gives_the_default_runs_values():
     # The rendered instrument manifest (12 classes x 40 clips of 5 s), the user's own data:
     # the same plan with twice the training.
     own_data = adapted_settings(480, 12, [5.0] * 480, batch_size=14)
-    assert own_data == dict(BUILT_IN_RUN, epochs=90)
+    assert own_data == dict(BUILT_IN_RUN, epochs=120)
 
 
 @pytest.mark.parametrize(
@@ -69,38 +69,38 @@ def test_training_segments_are_not_padded_by_the_unet(
 @pytest.mark.parametrize(
     "n_clips, n_classes, durations, batch_size, built_in, expected",
     [
-        # Budget of the built-in corpus: 45 x 64 x 14 x 1.27 = 51,206.4 s of mixtures; of the
+        # Budget of the built-in corpus: 60 x 64 x 14 x 1.27 = 68,275.2 s of mixtures; of the
         # user's own data, twice that (the last rows).
         # Few clips of 1 s (101 frames): training segments of 96 frames (0.95 s), 1 s mixtures,
-        # one block of 64 steps of 8 = 512 items, 51206 / (512 * 0.95) = 105.3: at most 96.
-        (100, 3, [1.0] * 100, 8, True, (0.95, 1.0, 512, 96, 48)),
-        # The same budget at batch 8 on the built-in corpus: 51206 / 650.24 -> 79 epochs.
-        (480, 12, [5.0] * 480, 8, True, (1.27, 2.0, 512, 79, 48)),
-        # AudioSet-like: 10 s clips, 20,000 of them, 527 classes: at least 4 passes.
+        # one block of 64 steps of 8 = 512 items, 68275.2 / (512 * 0.95) = 140.4: at most 128.
+        (100, 3, [1.0] * 100, 8, True, (0.95, 1.0, 512, 128, 48)),
+        # The same budget at batch 8 on the built-in corpus: 68275.2 / 650.24 = 105 exactly.
+        (480, 12, [5.0] * 480, 8, True, (1.27, 2.0, 512, 105, 48)),
+        # AudioSet-like: 10 s clips, 20,000 of them, 527 classes: 2.6 -> at least 4 passes.
         (20000, 527, [10.0] * 20000, 14, True, (1.27, 2.0, 20608, 4, 512)),
-        # 2,000 clips of 4 s: 3 blocks of 896, 51206 / (2688 * 1.27) = 15 epochs; 30 classes.
-        (2000, 30, [4.0] * 2000, 14, True, (1.27, 2.0, 2688, 15, 120)),
-        # Batch 48 makes blocks of 3072 mixtures: 51206 / (3072 * 1.27) = 13.1 -> 14 epochs.
-        (1500, 12, [4.0] * 1500, 48, True, (1.27, 2.0, 3072, 14, 48)),
+        # 2,000 clips of 4 s: 3 blocks of 896, 68275.2 / (2688 * 1.27) = 20 exactly; 30 classes.
+        (2000, 30, [4.0] * 2000, 14, True, (1.27, 2.0, 2688, 20, 120)),
+        # Batch 48 makes blocks of 3072 mixtures: 68275.2 / (3072 * 1.27) = 17.5 -> 18 epochs.
+        (1500, 12, [4.0] * 1500, 48, True, (1.27, 2.0, 3072, 18, 48)),
         # An eighth of the clips of 0.9 s (91 frames): 64-frame segments (0.63 s), 0.75 s
-        # mixtures, 51206 / (896 * 0.63) -> 91 epochs.
-        (480, 12, [0.9] * 60 + [3.0] * 420, 14, True, (0.63, 0.75, 896, 91, 48)),
-        # Clips of 0.95 s are exactly 96 frames: segments of 0.95 s, 51206 / 851.2 -> 61.
-        (480, 12, [0.95] * 480, 14, True, (0.95, 0.75, 896, 61, 48)),
+        # mixtures, 68275.2 / (896 * 0.63) = 120.95 -> 121 epochs.
+        (480, 12, [0.9] * 60 + [3.0] * 420, 14, True, (0.63, 0.75, 896, 121, 48)),
+        # Clips of 0.95 s are exactly 96 frames: segments of 0.95 s, 68275.2 / 851.2 -> 81.
+        (480, 12, [0.95] * 480, 14, True, (0.95, 0.75, 896, 81, 48)),
         # Clips of 1.6 s: training segments stay 1.27 s, mixtures 1.5 s.
-        (480, 12, [1.6] * 480, 14, True, (1.27, 1.5, 896, 45, 48)),
+        (480, 12, [1.6] * 480, 14, True, (1.27, 1.5, 896, 60, 48)),
         # Very short clips: segments never below 64 frames (0.63 s), mixtures never below 0.5 s;
-        # at most 96 epochs.
-        (64, 2, [0.2] * 64, 14, True, (0.63, 0.5, 896, 91, 48)),
-        (64, 2, [0.2] * 64, 4, True, (0.63, 0.5, 256, 96, 48)),
-        # The user's own data: 102,412.8 s. The instruments: 102412.8 / (896 * 1.27) = 90.
-        (480, 12, [5.0] * 480, 14, False, (1.27, 2.0, 896, 90, 48)),
-        # 2,000 clips of 4 s: 102412.8 / (2688 * 1.27) = 30 exactly.
-        (2000, 30, [4.0] * 2000, 14, False, (1.27, 2.0, 2688, 30, 120)),
-        # AudioSet-like: 102412.8 / (20608 * 1.27) = 3.9 -> 4.
-        (20000, 527, [10.0] * 20000, 14, False, (1.27, 2.0, 20608, 4, 512)),
-        # Clips of 0.95 s: 102412.8 / 851.2 = 120.3 -> at most 96.
-        (480, 12, [0.95] * 480, 14, False, (0.95, 0.75, 896, 96, 48)),
+        # at most 128 epochs (68275.2 / (256 * 0.63) = 423).
+        (64, 2, [0.2] * 64, 14, True, (0.63, 0.5, 896, 121, 48)),
+        (64, 2, [0.2] * 64, 4, True, (0.63, 0.5, 256, 128, 48)),
+        # The user's own data: 136,550.4 s. The instruments: 136550.4 / (896 * 1.27) = 120.
+        (480, 12, [5.0] * 480, 14, False, (1.27, 2.0, 896, 120, 48)),
+        # 2,000 clips of 4 s: 136550.4 / (2688 * 1.27) = 40 exactly.
+        (2000, 30, [4.0] * 2000, 14, False, (1.27, 2.0, 2688, 40, 120)),
+        # AudioSet-like: 136550.4 / (20608 * 1.27) = 5.2 -> 6.
+        (20000, 527, [10.0] * 20000, 14, False, (1.27, 2.0, 20608, 6, 512)),
+        # Clips of 0.95 s: 136550.4 / 851.2 = 160.4 -> at most 128.
+        (480, 12, [0.95] * 480, 14, False, (0.95, 0.75, 896, 128, 48)),
     ],
 )
 def test_rule_on_other_collections(n_clips, n_classes, durations, batch_size, built_in, expected):
@@ -189,8 +189,8 @@ def test_resolve_auto_sizes_training_segments_for_the_confs_stft(tmp_path):
     # twice it for the user's own data (128 frames of 16 ms: 2.032 s segments, 896 mixtures an epoch).
     conf["training"]["epochs"] = "auto"
     for built_in, epochs, budget in (
-        (True, 29, "built-in corpus: 51,206"),
-        (False, 57, "own data: 102,413"),
+        (True, 38, "built-in corpus: 68,275"),  # 68275.2 / (896 * 2.032) = 37.5
+        (False, 75, "own data: 136,550"),  # 75 exactly
     ):
         resolved, line = resolve_auto(conf, path, built_in_corpus=built_in)
         assert resolved["training"]["epochs"] == epochs

@@ -23,14 +23,16 @@ POWER_FLOOR = 1e-10
 # torchlibrosa's ``magphase`` floors the mask magnitude at this value.
 MASK_FLOOR = 1e-10
 
-#: Encoder channels by preset name. ``base`` is exactly AudioSep's. ``compact`` is the LASS
-#: recipe's: few channels where the maps are large (the full-resolution levels take most of a
-#: CPU step), so a training step costs about half of ``small``'s and a run of the same minutes
-#: takes twice the steps.
+#: Encoder channels by preset name. ``base`` is exactly AudioSep's. ``compact`` and ``lean``
+#: have few channels where the maps are large (the full-resolution levels take most of a CPU
+#: step, in memory traffic more than in arithmetic): a ``compact`` training step costs about
+#: half of ``small``'s, a ``lean`` one (the LASS recipe's) about 0.7 of ``compact``'s, so a run
+#: of the same minutes takes more steps (``benchmarks/training_step.py``).
 SIZE_PRESETS: Dict[str, Tuple[int, ...]] = {
     "base": (32, 64, 128, 256, 384, 384),
     "small": (16, 32, 64, 128, 192, 192),
     "compact": (8, 16, 32, 64, 128, 128),
+    "lean": (4, 16, 32, 64, 128, 128),
     "tiny": (8, 16, 32, 64, 64, 64),
 }
 # Poolings of the six encoder blocks as (time, frequency).
@@ -291,7 +293,7 @@ class LASSResUNet(EmbeddingSeparator):
     def train(self, mode: bool = True) -> "LASSResUNet":
         """Switch mode, keeping the convolution weights channels-last in both: oneDNN then does
         not reorder every weight at every call, evaluation runs on channels-last activations
-        (see :meth:`forward`), and a training step of the recipe's ``compact`` model takes
+        (see :meth:`forward`), and a training step of the ``compact`` model takes
         about a fifth less time than with contiguous weights (the activations follow the
         weights' layout from the first convolution on). Lightning restores a module's mode
         after validation without calling this method, so the recipe trained channels-last

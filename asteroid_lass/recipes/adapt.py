@@ -5,7 +5,7 @@ A conf value ``auto`` for ``data.segment_seconds``, ``data.test_segment_seconds`
 manifest (its clip count, classes and clip lengths) by :func:`adapted_settings`; any other value
 is kept as the conf states it. On the built-in corpus (12 classes x 40 clips of 3 to 6 s) at
 batch size 14 the rule gives the default run: 1.27 s training segments, 2 s validation and test
-mixtures, 896 mixtures (64 steps) per epoch, 45 epochs, 48 validation mixtures.
+mixtures, 896 mixtures (64 steps) per epoch, 60 epochs, 48 validation mixtures.
 
 - ``segment_seconds`` (training): 128 STFT frames (1.27 s at the recipe's 10 ms hop), or
   less when a tenth of the clips are shorter (the 10th percentile of clip lengths), so that
@@ -19,12 +19,12 @@ mixtures, 896 mixtures (64 steps) per epoch, 45 epochs, 48 validation mixtures.
 - ``items_per_epoch``: one mixture per training clip, rounded up to whole blocks of 64 steps
   (so at least 64 steps between two validations);
 - ``epochs``: a fixed amount of training whatever the clip count, segment length and batch
-  size, so about the same training time with the recipe's ``compact`` model (a larger model
-  takes longer, ``small`` about twice): on the built-in corpus, a demonstration, 51,206 s of
-  mixtures (45 x 64 x 14 x 1.27 s, 22 to 23 minutes on 2 CPU cores); on the user's own data
-  (a manifest, AudioSet) twice that, 102,413 s (about 45 minutes), which took the sampled
-  instruments from 35 % to 52 % of the oracle (the recipe's README); but at least 4 and at
-  most 96 passes over the clips;
+  size, so about the same training time with the recipe's ``lean`` model (a larger model
+  takes longer: ``compact`` 1.45 times, ``small`` about twice that): on the built-in corpus, a
+  demonstration, 68,275 s of mixtures (60 x 64 x 14 x 1.27 s, 20 to 31 minutes on 2 CPU
+  cores, by the CPU); on the user's own data (a manifest, AudioSet) twice that, 136,550 s,
+  which took the sampled instruments from 35 % to 56 % of the oracle (the recipe's README);
+  but at least 4 and at most 128 epochs;
 - ``n_valid``: 4 validation mixtures per class, between 48 and 512.
 """
 
@@ -73,16 +73,18 @@ TEST_SEGMENT_STEP_SECONDS = 0.25
 SHORT_CLIP_QUANTILE = 0.1
 #: Steps between two validations, at least; an epoch is a whole number of such blocks.
 STEP_BLOCK = 64
-#: Seconds of mixtures a training run on the built-in corpus sees: the default run's 45 epochs of
+#: Seconds of mixtures a training run on the built-in corpus sees: the default run's 60 epochs of
 #: 64 steps of 14 segments (the recipe's ``training.batch_size``), whatever the batch size used.
-BUILT_IN_RUN_EPOCHS = 45
+#: 60 epochs of ``lean`` take about 0.92 of the time 45 of ``compact`` took (the budget until
+#: ``lean`` became the recipe's model, each step costing 0.69 of ``compact``'s).
+BUILT_IN_RUN_EPOCHS = 60
 BUILT_IN_RUN_BATCH_SIZE = 14
 BUILT_IN_TRAINING_SECONDS = (
     BUILT_IN_RUN_EPOCHS * STEP_BLOCK * BUILT_IN_RUN_BATCH_SIZE * MAX_SEGMENT_SECONDS
 )
 #: The user's own data is what the user cares about: twice the demonstration's training.
 USER_DATA_TRAINING_SECONDS = 2 * BUILT_IN_TRAINING_SECONDS
-EPOCH_RANGE = (4, 96)
+EPOCH_RANGE = (4, 128)
 VALID_PER_CLASS = 4
 VALID_RANGE = (48, 512)
 
@@ -247,7 +249,7 @@ def resolve_auto(
         (conf, line): a copy of the conf with numbers in place of ``auto``, and one line
         stating the settings and where each comes from, e.g. ``data plan (480 clips, 12
         classes, 36 min, clips 3.0-6.0 s): segment_seconds 1.27 (auto), test_segment_seconds
-        2.0 (auto), items_per_epoch 896 (auto), epochs 45 (auto, built-in corpus: 51,206 s of
+        2.0 (auto), items_per_epoch 896 (auto), epochs 60 (auto, built-in corpus: 68,275 s of
         mixtures), n_valid 48 (auto)``.
     """
     conf = {group: dict(values) for group, values in conf.items()}
