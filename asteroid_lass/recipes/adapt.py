@@ -20,7 +20,7 @@ mixtures, 896 mixtures (64 steps) per epoch, 60 epochs, 48 validation mixtures.
   (so at least 64 steps between two validations);
 - ``epochs``: a fixed amount of training whatever the clip count, segment length and batch
   size, so about the same training time with the recipe's ``lean`` model (a larger model
-  takes longer: ``compact`` 1.45 times, ``small`` about twice that): on the built-in corpus, a
+  takes longer: ``compact`` 1.45 times as long, ``small`` about twice): on the built-in corpus, a
   demonstration, 68,275 s of mixtures (60 x 64 x 14 x 1.27 s, 30 minutes on 2 cores of an
   Intel Xeon); on the user's own data (a manifest, AudioSet) twice that, 136,550 s,
   which took the sampled instruments from 35 % to 56 % of the oracle (the recipe's README);
