@@ -123,6 +123,8 @@ def test_conf_keys_build_the_augmentation_and_bad_values_are_named():
     for key in ("augment_eq_db", "augment_gain_high_db", "augment_pitch_semitones"):
         with pytest.raises(ValueError, match=f"^{key} must be a number, got 'high'.$"):
             Augmentation.from_conf({key: "high"})
+        with pytest.raises(ValueError, match=f"^{key} must be a number, got True.$"):
+            Augmentation.from_conf({key: True})
 
 
 def test_augmented_items_keep_their_snr_and_are_reproducible(tmp_path):

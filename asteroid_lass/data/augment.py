@@ -16,6 +16,7 @@ import torch
 from scipy.signal import fftconvolve
 
 from ..audio import resample
+from ..utils import is_number
 
 #: Equaliser anchor frequencies (Hz): octave bands from 63 Hz, the top one at Nyquist.
 _EQ_LOWEST_HZ = 62.5
@@ -146,11 +147,12 @@ class Augmentation:
         missing keys: no change). None when nothing would change."""
 
         def number(key: str) -> float:
-            value = data.get(key) or 0.0
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"{key} must be a number, got {value!r}.") from None
+            value = data.get(key)
+            if value is None:
+                return 0.0
+            if not is_number(value):  # a word, or a switch (`true`) where an amount was meant
+                raise ValueError(f"{key} must be a number, got {value!r}.")
+            return float(value)
 
         augmentation = cls(
             pitch_semitones=number("augment_pitch_semitones"),
