@@ -324,7 +324,8 @@ def test_stage0_takes_a_users_manifests_from_another_folder(tmp_path):
 
 def test_run_sh_gives_your_own_data_twice_the_built_in_corpus_training(tmp_path):
     """With ``epochs: auto``, stage 1's data plan states the budget of the data source run.sh
-    was given: a user's manifest gets 136,550 s of mixtures, the built-in corpus 68,275 s."""
+    was given: a user's manifest gets 13,762,560 STFT frames of training, the built-in corpus
+    6,881,280."""
     own = tmp_path / "my_sounds"
     train = small_corpus(own, ["Siren", "Drum"], 2, split="train")
     test = small_corpus(own, ["Siren", "Drum"], 1, split="test")
@@ -337,9 +338,9 @@ def test_run_sh_gives_your_own_data_twice_the_built_in_corpus_training(tmp_path)
         common + ["--stop_stage", "1", "--dataset", "manifest"] + sources, cwd=RECIPE
     ).stdout
     # Clips of about 1.1 s: 0.63 s segments, 16 mixtures an epoch (conf); the 128-epoch cap.
-    assert "epochs 128 (auto, own data: 136,550 s of mixtures)" in own_data, own_data
+    assert "epochs 128 (auto, own data: 13,762,560 STFT frames)" in own_data, own_data
     built_in = run_checked(common + ["--stage", "1", "--stop_stage", "1"], cwd=RECIPE).stdout
-    assert "epochs 128 (auto, built-in corpus: 68,275 s of mixtures)" in built_in, built_in
+    assert "epochs 128 (auto, built-in corpus: 6,881,280 STFT frames)" in built_in, built_in
 
 
 def _interferer_counts(csv_path) -> pd.Series:

@@ -10,24 +10,32 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
+import yaml
 
 from asteroid_lass.errors import LASSInputError
 from asteroid_lass.recipes.adapt import adapted_settings, resolve_auto, summarize_manifest
 
-# The built-in default run (measured in the recipe's README): 14 segments of 1.27 s per step.
+# The built-in default run (measured in the recipe's README): 14 segments of 128 frames of 16 ms
+# (2.032 s) per step.
 BUILT_IN_RUN = dict(
-    segment_seconds=1.27, test_segment_seconds=2.0, items_per_epoch=896, epochs=60, n_valid=48
+    segment_seconds=2.032, test_segment_seconds=2.0, items_per_epoch=896, epochs=60, n_valid=48
 )
 KEYS = ("segment_seconds", "test_segment_seconds", "items_per_epoch", "epochs", "n_valid")
+RECIPE_CONF = os.path.join(os.path.dirname(__file__), "..", "egs", "audioset", "lass", "local")
 
 
 def test_built_in_corpus_gives_the_default_runs_values():
-    # 12 classes x 40 clips of 3 to 6 s (synth.make_corpus's range), batch size 14.
+    with open(os.path.join(RECIPE_CONF, "conf.yml")) as conf_file:
+        conf = yaml.safe_load(conf_file)
+    hop = conf["model"]["hop_length"] / conf["data"]["sample_rate"]
+    batch_size = conf["training"]["batch_size"]
+    # 12 classes x 40 clips of 3 to 6 s (synth.make_corpus's range).
     durations = np.random.default_rng(0).uniform(3.0, 6.0, 480)
-    assert adapted_settings(480, 12, durations, batch_size=14, built_in_corpus=True) == BUILT_IN_RUN
+    settings = adapted_settings(480, 12, durations, batch_size, hop, built_in_corpus=True)
+    assert settings == BUILT_IN_RUN
     # The rendered instrument manifest (12 classes x 40 clips of 5 s), the user's own data:
     # the same plan with twice the training.
-    own_data = adapted_settings(480, 12, [5.0] * 480, batch_size=14)
+    own_data = adapted_settings(480, 12, [5.0] * 480, batch_size, hop)
     assert own_data == dict(BUILT_IN_RUN, epochs=120)
 
 
@@ -69,37 +77,37 @@ def test_training_segments_are_not_padded_by_the_unet(
 @pytest.mark.parametrize(
     "n_clips, n_classes, durations, batch_size, built_in, expected",
     [
-        # Budget of the built-in corpus: 60 x 64 x 14 x 1.27 = 68,275.2 s of mixtures; of the
-        # user's own data, twice that (the last rows).
+        # Budget of the built-in corpus: 60 x 64 steps x 14 x 128 = 6,881,280 STFT frames of
+        # training mixtures; of the user's own data, twice that (the last rows). A 10 ms hop.
         # Few clips of 1 s (101 frames): training segments of 96 frames (0.95 s), 1 s mixtures,
-        # one block of 64 steps of 8 = 512 items, 68275.2 / (512 * 0.95) = 140.4: at most 128.
+        # one block of 64 steps of 8 = 512 items, 6881280 / (512 * 96) = 140: at most 128.
         (100, 3, [1.0] * 100, 8, True, (0.95, 1.0, 512, 128, 48)),
-        # The same budget at batch 8 on the built-in corpus: 68275.2 / 650.24 = 105 exactly.
+        # The same budget at batch 8 on the built-in corpus: 6881280 / (512 * 128) = 105 exactly.
         (480, 12, [5.0] * 480, 8, True, (1.27, 2.0, 512, 105, 48)),
         # AudioSet-like: 10 s clips, 20,000 of them, 527 classes: 2.6 -> at least 4 passes.
         (20000, 527, [10.0] * 20000, 14, True, (1.27, 2.0, 20608, 4, 512)),
-        # 2,000 clips of 4 s: 3 blocks of 896, 68275.2 / (2688 * 1.27) = 20 exactly; 30 classes.
+        # 2,000 clips of 4 s: 3 blocks of 896, 6881280 / (2688 * 128) = 20 exactly; 30 classes.
         (2000, 30, [4.0] * 2000, 14, True, (1.27, 2.0, 2688, 20, 120)),
-        # Batch 48 makes blocks of 3072 mixtures: 68275.2 / (3072 * 1.27) = 17.5 -> 18 epochs.
+        # Batch 48 makes blocks of 3072 mixtures: 6881280 / (3072 * 128) = 17.5 -> 18 epochs.
         (1500, 12, [4.0] * 1500, 48, True, (1.27, 2.0, 3072, 18, 48)),
         # An eighth of the clips of 0.9 s (91 frames): 64-frame segments (0.63 s), 0.75 s
-        # mixtures, 68275.2 / (896 * 0.63) = 120.95 -> 121 epochs.
-        (480, 12, [0.9] * 60 + [3.0] * 420, 14, True, (0.63, 0.75, 896, 121, 48)),
-        # Clips of 0.95 s are exactly 96 frames: segments of 0.95 s, 68275.2 / 851.2 -> 81.
-        (480, 12, [0.95] * 480, 14, True, (0.95, 0.75, 896, 81, 48)),
+        # mixtures, 6881280 / (896 * 64) = 120 epochs: half the frames a step, twice the epochs.
+        (480, 12, [0.9] * 60 + [3.0] * 420, 14, True, (0.63, 0.75, 896, 120, 48)),
+        # Clips of 0.95 s are exactly 96 frames: segments of 0.95 s, 6881280 / (896 * 96) = 80.
+        (480, 12, [0.95] * 480, 14, True, (0.95, 0.75, 896, 80, 48)),
         # Clips of 1.6 s: training segments stay 1.27 s, mixtures 1.5 s.
         (480, 12, [1.6] * 480, 14, True, (1.27, 1.5, 896, 60, 48)),
         # Very short clips: segments never below 64 frames (0.63 s), mixtures never below 0.5 s;
-        # at most 128 epochs (68275.2 / (256 * 0.63) = 423).
-        (64, 2, [0.2] * 64, 14, True, (0.63, 0.5, 896, 121, 48)),
+        # at most 128 epochs (6881280 / (256 * 64) = 420).
+        (64, 2, [0.2] * 64, 14, True, (0.63, 0.5, 896, 120, 48)),
         (64, 2, [0.2] * 64, 4, True, (0.63, 0.5, 256, 128, 48)),
-        # The user's own data: 136,550.4 s. The instruments: 136550.4 / (896 * 1.27) = 120.
+        # The user's own data: 13,762,560 frames. The instruments: 13762560 / (896 * 128) = 120.
         (480, 12, [5.0] * 480, 14, False, (1.27, 2.0, 896, 120, 48)),
-        # 2,000 clips of 4 s: 136550.4 / (2688 * 1.27) = 40 exactly.
+        # 2,000 clips of 4 s: 13762560 / (2688 * 128) = 40 exactly.
         (2000, 30, [4.0] * 2000, 14, False, (1.27, 2.0, 2688, 40, 120)),
-        # AudioSet-like: 136550.4 / (20608 * 1.27) = 5.2 -> 6.
+        # AudioSet-like: 13762560 / (20608 * 128) = 5.2 -> 6.
         (20000, 527, [10.0] * 20000, 14, False, (1.27, 2.0, 20608, 6, 512)),
-        # Clips of 0.95 s: 136550.4 / 851.2 = 160.4 -> at most 128.
+        # Clips of 0.95 s: 13762560 / (896 * 96) = 160 -> at most 128.
         (480, 12, [0.95] * 480, 14, False, (0.95, 0.75, 896, 128, 48)),
     ],
 )
@@ -185,19 +193,47 @@ def test_resolve_auto_sizes_training_segments_for_the_confs_stft(tmp_path):
     resolved, line = resolve_auto(conf, path)
     assert resolved["data"]["segment_seconds"] == 2.032
     assert "segment_seconds 2.032 (auto)" in line
-    # The epochs follow the training budget, stated in the plan: the built-in corpus's, or
-    # twice it for the user's own data (128 frames of 16 ms: 2.032 s segments, 896 mixtures an epoch).
+    # The epochs follow the training budget in STFT frames, stated in the plan: the built-in
+    # corpus's, or twice it for the user's own data; 128 frames a segment, 896 mixtures an
+    # epoch, as at a 10 ms hop, so the same epochs although each segment is 1.6 times longer.
     conf["training"]["epochs"] = "auto"
     for built_in, epochs, budget in (
-        (True, 38, "built-in corpus: 68,275"),  # 68275.2 / (896 * 2.032) = 37.5
-        (False, 75, "own data: 136,550"),  # 75 exactly
+        (True, 60, "built-in corpus: 6,881,280"),  # 6881280 / (896 * 128) = 60
+        (False, 120, "own data: 13,762,560"),
     ):
         resolved, line = resolve_auto(conf, path, built_in_corpus=built_in)
         assert resolved["training"]["epochs"] == epochs
-        assert f"epochs {epochs} (auto, {budget} s of mixtures)" in line
+        assert f"epochs {epochs} (auto, {budget} STFT frames)" in line
     conf["model"]["hop_length"] = "half"
     with pytest.raises(LASSInputError, match="model.hop_length and data.sample_rate must be"):
         resolve_auto(conf, path)
+
+
+@pytest.mark.parametrize(
+    "segment_seconds, items_per_epoch, epochs",
+    [
+        ("auto", "auto", 60),  # 128 frames, 896 mixtures: 6881280 / (896 * 128)
+        ("auto", 1792, 30),  # twice the mixtures an epoch: half the epochs
+        (0.63, "auto", 120),  # 64 frames: twice the epochs
+        (1.0, "auto", 60),  # 101 frames, padded by the U-Net to 128: they cost as much
+        (2.55, 448, 60),  # 256 frames, half the mixtures
+    ],
+)
+def test_auto_epochs_spend_the_budget_on_the_segments_and_epochs_given(
+    tmp_path, segment_seconds, items_per_epoch, epochs
+):
+    """``epochs: auto`` beside a stated segment length or epoch size spends the same STFT frames
+    of training as the default plan does, not the plan's own segments' or epoch's count."""
+    path = _manifest(tmp_path, [(f"{k}.wav", f"class {k % 12}", 1.0, 5.0) for k in range(480)])
+    conf = dict(
+        data=dict(
+            segment_seconds=segment_seconds, items_per_epoch=items_per_epoch, sample_rate=16000
+        ),
+        model=dict(hop_length=160),
+        training=dict(epochs="auto", batch_size=14),
+    )
+    resolved, line = resolve_auto(conf, path, built_in_corpus=True)
+    assert resolved["training"]["epochs"] == epochs, line
 
 
 @pytest.mark.parametrize("value", [0, "-1", "nan", "inf"])

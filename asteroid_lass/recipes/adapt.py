@@ -4,27 +4,30 @@ A conf value ``auto`` for ``data.segment_seconds``, ``data.test_segment_seconds`
 ``data.items_per_epoch``, ``data.n_valid`` or ``training.epochs`` is derived from the training
 manifest (its clip count, classes and clip lengths) by :func:`adapted_settings`; any other value
 is kept as the conf states it. On the built-in corpus (12 classes x 40 clips of 3 to 6 s) at
-batch size 14 the rule gives the default run: 1.27 s training segments, 2 s validation and test
-mixtures, 896 mixtures (64 steps) per epoch, 60 epochs, 48 validation mixtures.
+batch size 14 with the recipe's STFT (256-sample hops at 16 kHz) the rule gives the default run:
+2.032 s training segments, 2 s validation and test mixtures, 896 mixtures (64 steps) per epoch,
+60 epochs, 48 validation mixtures.
 
-- ``segment_seconds`` (training): 128 STFT frames (1.27 s at the recipe's 10 ms hop), or
+- ``segment_seconds`` (training): 128 STFT frames (2.032 s at the recipe's 16 ms hop), or
   less when a tenth of the clips are shorter (the 10th percentile of clip lengths), so that
   segments are rarely padded with silence. A segment is a whole number of 32 frames of the
   conf's STFT (``model.hop_length`` at ``data.sample_rate``), the U-Net's time multiple
-  (shorter: 96 or 64 frames, never less), so that the U-Net pads no frame: 14 segments of
-  1.27 s cost what 8 of 2 s cost (201 frames, padded to 224) and trained better in the same
-  time (the recipe's README has the measurements);
+  (shorter: 96 or 64 frames, never less), so that the U-Net pads no frame: at a 10 ms hop,
+  14 segments of 128 frames cost what 8 of 2 s cost (201 frames, padded to 224) and trained
+  better in the same time (the recipe's README has the measurements);
 - ``test_segment_seconds`` (the fixed validation and test mixtures): 2 s, or less when a
   tenth of the clips are shorter (their length rounded down to 0.25 s, at least 0.5 s);
 - ``items_per_epoch``: one mixture per training clip, rounded up to whole blocks of 64 steps
   (so at least 64 steps between two validations);
-- ``epochs``: a fixed amount of training whatever the clip count, segment length and batch
-  size, so about the same training time with the recipe's ``lean`` model (a larger model
-  takes longer: ``compact`` 1.45 times as long, ``small`` about twice): on the built-in corpus, a
-  demonstration, 68,275 s of mixtures (60 x 64 x 14 x 1.27 s, 30 minutes on 2 cores of an
-  Intel Xeon); on the user's own data (a manifest, AudioSet) twice that, 136,550 s,
-  which took the sampled instruments from 35 % to 56 % of the oracle (the recipe's README);
-  but at least 4 and at most 128 epochs;
+- ``epochs``: a fixed amount of training whatever the clip count, segment length, batch size
+  and STFT, so about the same training time with the recipe's ``lean`` model (a larger model
+  takes longer: ``compact`` 1.45 times as long, ``small`` about twice). It is counted in STFT
+  frames of training mixtures, what a step's cost follows (the U-Net's input), not in seconds:
+  a 16 ms hop puts 2.03 s of audio in the 128 frames a 10 ms hop fills with 1.27 s, at about
+  the same cost. On the built-in corpus, a demonstration, 6,881,280 frames (60 x 64 steps x 14
+  x 128 frames, 30 to 36 minutes on 2 cores of an Intel Xeon); on the user's own data (a
+  manifest, AudioSet) twice that, 13,762,560 frames, which took the sampled instruments from
+  35 % to 60 % of the oracle (the recipe's README); but at least 4 and at most 128 epochs;
 - ``n_valid``: 4 validation mixtures per class, between 48 and 512.
 """
 
@@ -50,8 +53,8 @@ ADAPTIVE_KEYS = (
     ("training", "epochs"),
     ("data", "n_valid"),
 )
-#: The STFT hop training segments are sized for when the conf names none (the recipe's 160 at
-#: 16 kHz, 320 at 32 kHz).
+#: The STFT hop training segments are sized for when the conf names none (``LASSResUNet``'s
+#: default, AudioSep's 320 samples at 32 kHz).
 FRAME_SECONDS = 0.01
 #: Training segments are 2 to 4 blocks of the U-Net's time multiple (see the module's docstring).
 MIN_SEGMENT_BLOCKS, MAX_SEGMENT_BLOCKS = 2, 4
@@ -63,8 +66,6 @@ def _blocks_to_seconds(blocks: int, frame_seconds: float = FRAME_SECONDS) -> flo
     return round((blocks * TIME_MULTIPLE - 1) * frame_seconds, 6)
 
 
-#: Longest training segment: 128 STFT frames at a 10 ms hop.
-MAX_SEGMENT_SECONDS = _blocks_to_seconds(MAX_SEGMENT_BLOCKS)
 #: Longest validation and test mixture, and the short-clip rounding of its length.
 MAX_TEST_SEGMENT_SECONDS = 2.0
 MIN_TEST_SEGMENT_SECONDS = 0.5
@@ -73,17 +74,18 @@ TEST_SEGMENT_STEP_SECONDS = 0.25
 SHORT_CLIP_QUANTILE = 0.1
 #: Steps between two validations, at least; an epoch is a whole number of such blocks.
 STEP_BLOCK = 64
-#: Seconds of mixtures a training run on the built-in corpus sees: the default run's 60 epochs of
-#: 64 steps of 14 segments (the recipe's ``training.batch_size``), whatever the batch size used.
-#: 60 epochs of ``lean`` take about 0.92 of the time 45 of ``compact`` took (the budget until
-#: ``lean`` became the recipe's model, each step costing 0.69 of ``compact``'s).
+#: STFT frames of training mixtures a run on the built-in corpus sees: the default run's 60 epochs
+#: of 64 steps of 14 segments (the recipe's ``training.batch_size``) of 128 frames, whatever the
+#: batch size, segment length and hop used. 60 epochs of ``lean`` take about 0.92 of the time 45
+#: of ``compact`` took (the budget until ``lean`` became the recipe's model, each step costing 0.69
+#: of ``compact``'s).
 BUILT_IN_RUN_EPOCHS = 60
 BUILT_IN_RUN_BATCH_SIZE = 14
-BUILT_IN_TRAINING_SECONDS = (
-    BUILT_IN_RUN_EPOCHS * STEP_BLOCK * BUILT_IN_RUN_BATCH_SIZE * MAX_SEGMENT_SECONDS
+BUILT_IN_TRAINING_FRAMES = (
+    BUILT_IN_RUN_EPOCHS * STEP_BLOCK * BUILT_IN_RUN_BATCH_SIZE * MAX_SEGMENT_BLOCKS * TIME_MULTIPLE
 )
 #: The user's own data is what the user cares about: twice the demonstration's training.
-USER_DATA_TRAINING_SECONDS = 2 * BUILT_IN_TRAINING_SECONDS
+USER_DATA_TRAINING_FRAMES = 2 * BUILT_IN_TRAINING_FRAMES
 EPOCH_RANGE = (4, 128)
 VALID_PER_CLASS = 4
 VALID_RANGE = (48, 512)
@@ -131,13 +133,40 @@ def summarize_manifest(csv_path: str) -> ManifestSummary:
     return ManifestSummary(n_clips=len(table), n_classes=len(classes), durations=durations)
 
 
-def training_seconds(built_in_corpus: bool) -> float:
-    """Seconds of training mixtures of an ``auto`` run (see the module's docstring)."""
-    return BUILT_IN_TRAINING_SECONDS if built_in_corpus else USER_DATA_TRAINING_SECONDS
+def training_frames(built_in_corpus: bool) -> int:
+    """STFT frames of training mixtures of an ``auto`` run (see the module's docstring)."""
+    return BUILT_IN_TRAINING_FRAMES if built_in_corpus else USER_DATA_TRAINING_FRAMES
 
 
 def _clamp(value, low, high):
     return max(low, min(high, value))
+
+
+def budget_epochs(
+    items_per_epoch: int,
+    segment_seconds: float,
+    frame_seconds: float = FRAME_SECONDS,
+    built_in_corpus: bool = False,
+) -> int:
+    """Epochs that spend the training budget (see the module's docstring) on these epochs.
+
+    A segment counts for the frames the U-Net computes on: its centred STFT's frames, padded to
+    the U-Net's time multiple (a 1 s segment at a 10 ms hop, 101 frames, costs 128).
+
+    Args:
+        items_per_epoch: Training mixtures per epoch.
+        segment_seconds: Length of a training mixture.
+        frame_seconds: The model's STFT hop in seconds.
+        built_in_corpus: The demonstration's budget rather than the user's own data's.
+
+    Returns:
+        int: the epochs, between :data:`EPOCH_RANGE`'s bounds.
+    """
+    # 1e-3 of a frame: segments are stated to the microsecond, hops may not be whole ones.
+    frames = math.floor(segment_seconds / frame_seconds + 1e-3) + 1
+    padded = math.ceil(frames / TIME_MULTIPLE) * TIME_MULTIPLE
+    frames_per_epoch = int(items_per_epoch) * padded
+    return _clamp(-(-training_frames(built_in_corpus) // frames_per_epoch), *EPOCH_RANGE)
 
 
 def adapted_settings(
@@ -180,9 +209,7 @@ def adapted_settings(
     test_segment = max(MIN_TEST_SEGMENT_SECONDS, steps * TEST_SEGMENT_STEP_SECONDS)
     block = int(batch_size) * STEP_BLOCK
     items = block * math.ceil(n_clips / block)
-    budget = training_seconds(built_in_corpus)
-    # 1e-9: the built-in run's 45 x 64 x 14 x 1.27 s must give exactly 45, not 46.
-    epochs = _clamp(math.ceil(budget / (items * segment) - 1e-9), *EPOCH_RANGE)
+    epochs = budget_epochs(items, segment, frame_seconds, built_in_corpus)
     n_valid = _clamp(VALID_PER_CLASS * n_classes, *VALID_RANGE)
     return dict(
         segment_seconds=segment,
@@ -248,20 +275,21 @@ def resolve_auto(
     Returns:
         (conf, line): a copy of the conf with numbers in place of ``auto``, and one line
         stating the settings and where each comes from, e.g. ``data plan (480 clips, 12
-        classes, 36 min, clips 3.0-6.0 s): segment_seconds 1.27 (auto), test_segment_seconds
-        2.0 (auto), items_per_epoch 896 (auto), epochs 60 (auto, built-in corpus: 68,275 s of
-        mixtures), n_valid 48 (auto)``.
+        classes, 36 min, clips 3.0-6.0 s): segment_seconds 2.032 (auto), test_segment_seconds
+        2.0 (auto), items_per_epoch 896 (auto), epochs 60 (auto, built-in corpus: 6,881,280
+        STFT frames), n_valid 48 (auto)``.
     """
     conf = {group: dict(values) for group, values in conf.items()}
     summary: Optional[ManifestSummary] = None
     if any(_is_auto(conf[group].get(key)) for group, key in ADAPTIVE_KEYS):
         summary = summarize_manifest(train_manifest)
+        frame_seconds = _frame_seconds(conf)
         derived = adapted_settings(
             summary.n_clips,
             summary.n_classes,
             summary.durations,
             conf["training"]["batch_size"],
-            _frame_seconds(conf),
+            frame_seconds,
             built_in_corpus,
         )
     parts = []
@@ -272,9 +300,15 @@ def resolve_auto(
         if _is_auto(value):
             conf[group][key] = derived[key]
             source = AUTO
-            if key == "epochs":
+            if key == "epochs":  # the budget spent on the segments and epochs actually used
+                conf[group][key] = budget_epochs(
+                    conf["data"].get("items_per_epoch") or derived["items_per_epoch"],
+                    conf["data"].get("segment_seconds") or derived["segment_seconds"],
+                    frame_seconds,
+                    built_in_corpus,
+                )
                 budget = "built-in corpus" if built_in_corpus else "own data"
-                source += f", {budget}: {training_seconds(built_in_corpus):,.0f} s of mixtures"
+                source += f", {budget}: {training_frames(built_in_corpus):,} STFT frames"
         else:
             conf[group][key] = _explicit(group, key, value)
             source = "conf"
