@@ -23,11 +23,12 @@ batch size 14 with the recipe's STFT (256-sample hops at 16 kHz) the rule gives 
   and STFT, so about the same training time with the recipe's ``lean`` model (a larger model
   takes longer: ``compact`` 1.45 times as long, ``small`` about twice). It is counted in STFT
   frames of training mixtures, what a step's cost follows (the U-Net's input), not in seconds:
-  a 16 ms hop puts 2.03 s of audio in the 128 frames a 10 ms hop fills with 1.27 s, at about
-  the same cost. On the built-in corpus, a demonstration, 6,881,280 frames (60 x 64 steps x 14
-  x 128 frames, 30 to 36 minutes on 2 cores of an Intel Xeon); on the user's own data (a
+  a 16 ms hop puts 2.03 s of audio in the 128 frames a 10 ms hop fills with 1.27 s, at the same
+  cost. On the built-in corpus, a demonstration, 6,881,280 frames (60 x 64 steps x 14 x 128
+  frames, 27 to 30 minutes of training on 2 cores of an Intel Xeon); on the user's own data (a
   manifest, AudioSet) twice that, 13,762,560 frames, which took the sampled instruments from
-  35 % to 60 % of the oracle (the recipe's README); but at least 4 and at most 128 epochs;
+  35 % to 60 % of the oracle (the recipe's README); but at least 4 and at most 128 epochs. The
+  epochs spend it on the segments and epoch size in use, ``auto`` or stated in the conf;
 - ``n_valid``: 4 validation mixtures per class, between 48 and 512.
 """
 
