@@ -149,7 +149,7 @@ def budget_epochs(
     frame_seconds: float = FRAME_SECONDS,
     built_in_corpus: bool = False,
 ) -> int:
-    """Epochs that spend the training budget (see the module's docstring) on these epochs.
+    """Epochs of this size and segment length that spend the training budget (module docstring).
 
     A segment counts for the frames the U-Net computes on: its centred STFT's frames, padded to
     the U-Net's time multiple (a 1 s segment at a 10 ms hop, 101 frames, costs 128).
