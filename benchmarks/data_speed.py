@@ -1,17 +1,20 @@
 """Items/s of QueryMixtureDataset with DataLoader workers, against the training step it feeds.
 
 Both are measured in this run: the loader's throughput with 2 workers, and the time of one
-training step of the recipe's ``compact`` model on a batch of the same size. The ratio says
-whether data loading can keep up with training on this machine.
+training step of the LASS recipe's model (``egs/audioset/lass/local/conf.yml``: its channels,
+STFT and batch size, on segments of 128 STFT frames) on a batch of the same size. The ratio
+says whether data loading can keep up with training on this machine.
 
-    python benchmarks/data_speed.py [--workers 2] [--batch 14] [--segment 1.27]
+    python benchmarks/data_speed.py [--workers 2] [--batch N] [--segment SECONDS]
 """
 
 import argparse
+import os
 import tempfile
 import time
 
 import torch
+import yaml
 from torch.utils.data import DataLoader
 
 from asteroid_lass import LASSResUNet
@@ -19,14 +22,23 @@ from asteroid_lass.data import QueryMixtureDataset
 from asteroid_lass.data.batch import collate_separation
 from asteroid_lass.data.synth import make_corpus
 
+RECIPE_CONF = os.path.join(
+    os.path.dirname(__file__), "..", "egs", "audioset", "lass", "local", "conf.yml"
+)
+
 
 def main() -> None:
+    with open(RECIPE_CONF) as conf_file:
+        conf = yaml.safe_load(conf_file)
+    model_conf, sample_rate = conf["model"], conf["data"]["sample_rate"]
+    # A centred STFT has one frame more than hops: 128 frames, the recipe's training segment.
+    recipe_segment = round(127 * model_conf["hop_length"] / sample_rate, 6)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=14)
-    parser.add_argument("--segment", type=float, default=1.27)
+    parser.add_argument("--batch", type=int, default=conf["training"]["batch_size"])
+    parser.add_argument("--segment", type=float, default=recipe_segment)
     parser.add_argument("--batches", type=int, default=40)
-    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument("--sample-rate", type=int, default=sample_rate)
     args = parser.parse_args()
 
     root = tempfile.mkdtemp(prefix="lass-data-bench-")
@@ -56,9 +68,9 @@ def main() -> None:
     torch.set_num_threads(2)
     model = LASSResUNet(
         sample_rate=args.sample_rate,
-        n_fft=512,
-        hop_length=160,
-        channels="compact",
+        n_fft=model_conf["n_fft"],
+        hop_length=model_conf["hop_length"],
+        channels=model_conf["channels"],
         condition_dim=384,
     )
     optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
@@ -79,7 +91,8 @@ def main() -> None:
         f"{items_per_second:.1f} items/s"
     )
     print(
-        f"compact model training step (batch {args.batch}): {step:.2f} s -> consumes {consumed:.1f} items/s"
+        f"{model_conf['channels']} model training step (batch {args.batch}, hop "
+        f"{model_conf['hop_length']}): {step:.2f} s -> consumes {consumed:.1f} items/s"
     )
     print(
         f"loader / model ratio: {items_per_second / consumed:.1f}x "
