@@ -21,6 +21,7 @@ from asteroid_lass import LASSResUNet
 from asteroid_lass.data import QueryMixtureDataset
 from asteroid_lass.data.batch import collate_separation
 from asteroid_lass.data.synth import make_corpus
+from asteroid_lass.recipes.adapt import MAX_SEGMENT_BLOCKS, blocks_to_seconds
 
 RECIPE_CONF = os.path.join(
     os.path.dirname(__file__), "..", "egs", "audioset", "lass", "local", "conf.yml"
@@ -31,8 +32,8 @@ def main() -> None:
     with open(RECIPE_CONF) as conf_file:
         conf = yaml.safe_load(conf_file)
     model_conf, sample_rate = conf["model"], conf["data"]["sample_rate"]
-    # A centred STFT has one frame more than hops: 128 frames, the recipe's training segment.
-    recipe_segment = round(127 * model_conf["hop_length"] / sample_rate, 6)
+    # The recipe's training segment: 128 frames of its STFT.
+    recipe_segment = blocks_to_seconds(MAX_SEGMENT_BLOCKS, model_conf["hop_length"] / sample_rate)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=conf["training"]["batch_size"])

@@ -61,7 +61,14 @@ FRAME_SECONDS = 0.01
 MIN_SEGMENT_BLOCKS, MAX_SEGMENT_BLOCKS = 2, 4
 
 
-def _blocks_to_seconds(blocks: int, frame_seconds: float = FRAME_SECONDS) -> float:
+def stft_frames(seconds: float, frame_seconds: float) -> int:
+    """Frames of a centred STFT over ``seconds`` of audio: one more than whole hops. A thousandth
+    of a frame is forgiven, as lengths are stated to the microsecond and hops may not be whole
+    ones."""
+    return math.floor(seconds / frame_seconds + 1e-3) + 1
+
+
+def blocks_to_seconds(blocks: int, frame_seconds: float = FRAME_SECONDS) -> float:
     """Length of a segment of ``blocks`` x 32 frames of a centred STFT (one frame more than
     hops), rounded to the microsecond (exact for hops of whole samples at usual rates)."""
     return round((blocks * TIME_MULTIPLE - 1) * frame_seconds, 6)
@@ -163,9 +170,7 @@ def budget_epochs(
     Returns:
         int: the epochs, between :data:`EPOCH_RANGE`'s bounds.
     """
-    # 1e-3 of a frame: segments are stated to the microsecond, hops may not be whole ones.
-    frames = math.floor(segment_seconds / frame_seconds + 1e-3) + 1
-    padded = math.ceil(frames / TIME_MULTIPLE) * TIME_MULTIPLE
+    padded = math.ceil(stft_frames(segment_seconds, frame_seconds) / TIME_MULTIPLE) * TIME_MULTIPLE
     frames_per_epoch = int(items_per_epoch) * padded
     return _clamp(-(-training_frames(built_in_corpus) // frames_per_epoch), *EPOCH_RANGE)
 
@@ -203,9 +208,9 @@ def adapted_settings(
     if not 0 < frame_seconds < math.inf:
         raise ValueError(f"frame_seconds must be a positive number, got {frame_seconds}.")
     short_clip = float(np.quantile(np.asarray(durations, dtype=float), SHORT_CLIP_QUANTILE))
-    frames = math.floor(short_clip / frame_seconds + 1e-9) + 1
+    frames = stft_frames(short_clip, frame_seconds)
     blocks = _clamp(frames // TIME_MULTIPLE, MIN_SEGMENT_BLOCKS, MAX_SEGMENT_BLOCKS)
-    segment = _blocks_to_seconds(blocks, frame_seconds)
+    segment = blocks_to_seconds(blocks, frame_seconds)
     steps = math.floor(short_clip / TEST_SEGMENT_STEP_SECONDS + 1e-9)
     test_segment = max(MIN_TEST_SEGMENT_SECONDS, steps * TEST_SEGMENT_STEP_SECONDS)
     block = int(batch_size) * STEP_BLOCK
@@ -298,18 +303,19 @@ def resolve_auto(
         value = conf[group].get(key)
         if value is None:  # a conf without the key: the code's own default applies
             continue
-        if _is_auto(value):
+        if _is_auto(value) and key == "epochs":
+            # The budget is spent on the segments and epoch size in use, `auto` or stated.
+            conf[group][key] = budget_epochs(
+                conf["data"].get("items_per_epoch") or derived["items_per_epoch"],
+                conf["data"].get("segment_seconds") or derived["segment_seconds"],
+                frame_seconds,
+                built_in_corpus,
+            )
+            budget = "built-in corpus" if built_in_corpus else "own data"
+            source = f"{AUTO}, {budget}: {training_frames(built_in_corpus):,} STFT frames"
+        elif _is_auto(value):
             conf[group][key] = derived[key]
             source = AUTO
-            if key == "epochs":  # the budget spent on the segments and epochs actually used
-                conf[group][key] = budget_epochs(
-                    conf["data"].get("items_per_epoch") or derived["items_per_epoch"],
-                    conf["data"].get("segment_seconds") or derived["segment_seconds"],
-                    frame_seconds,
-                    built_in_corpus,
-                )
-                budget = "built-in corpus" if built_in_corpus else "own data"
-                source += f", {budget}: {training_frames(built_in_corpus):,} STFT frames"
         else:
             conf[group][key] = _explicit(group, key, value)
             source = "conf"
